@@ -1,0 +1,1043 @@
+//! The network's configuration: one TOML file, loaded into typed values.
+//!
+//! A `Config` that exists is valid: ids are parsed, references resolved,
+//! patterns compiled, durations and secrets read. Loading reports *every*
+//! semantic error as `file:line:col: message`; a TOML syntax error or an
+//! unknown key stops at the first one (the file cannot be read further).
+
+mod duration;
+mod ids;
+pub(crate) mod raw;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use toml::Spanned;
+
+pub use duration::parse_duration;
+pub use ids::{AccountId, ChatId, GroupId};
+use raw::*;
+
+use crate::protocol::{RuleSet, RuleSource};
+
+/// Built-in reminder and forward texts, per language (data, not code).
+const BUILTIN_TEXTS: &str = include_str!("../../config/protocol/texts.toml");
+
+/// One error in a config file, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)
+    }
+}
+
+/// Every error found in a config file, in file order.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The chat platforms an account can be on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PlatformKind {
+    Sandbox,
+    Telegram,
+}
+
+impl PlatformKind {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "sandbox" => Some(Self::Sandbox),
+            "telegram" => Some(Self::Telegram),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sandbox => "sandbox",
+            Self::Telegram => "telegram",
+        }
+    }
+
+    fn default_api_url(self) -> &'static str {
+        match self {
+            Self::Sandbox => "",
+            Self::Telegram => "https://api.telegram.org",
+        }
+    }
+}
+
+impl fmt::Display for PlatformKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A secret value, read from the file or from the environment (`env:NAME`).
+/// Its `Debug` never shows the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Network {
+    pub name: String,
+    pub language: String,
+    pub emergency_numbers: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Server {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub max_body_bytes: usize,
+    pub reload_poll: Duration,
+}
+
+/// What happens to an alert whose text does not say that the police were called.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unconfirmed {
+    /// Forward it at once, with the configured note.
+    Forward,
+    /// Keep it until the sender confirms or `hold_for` passes.
+    Hold,
+    /// Do not forward it (the reminder is still sent).
+    Drop,
+}
+
+/// What happens to a held alert when `hold_for` passes without confirmation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HoldTimeout {
+    Forward,
+    Drop,
+}
+
+/// How a forwarded copy names the member who posted the original.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Attribution {
+    /// The village only.
+    None,
+    /// The village and the member's first name (never a number).
+    FirstName,
+    /// The village and the member's display name (never a number).
+    FullName,
+}
+
+#[derive(Clone, Debug)]
+pub struct RelayPolicy {
+    pub unconfirmed: Unconfirmed,
+    pub hold_for: Duration,
+    pub on_hold_timeout: HoldTimeout,
+    pub reminder_cooldown: Duration,
+    pub attribution: Attribution,
+    pub mask_phone_numbers: bool,
+    pub retention: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct DeliveryPolicy {
+    pub send_timeout: Duration,
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    pub max_age: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct Account {
+    pub id: AccountId,
+    pub platform: PlatformKind,
+    pub api_url: String,
+    pub token: Option<Secret>,
+    pub webhook_secret: Option<Secret>,
+    pub display_name: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Group {
+    pub id: GroupId,
+    pub name: String,
+    pub account: AccountId,
+    pub platform: PlatformKind,
+    pub chat: ChatId,
+    pub coordinators: BTreeSet<String>,
+    pub police: BTreeSet<String>,
+    pub neighbours: Vec<GroupId>,
+    pub language: String,
+}
+
+/// The texts the relay writes, in one language. Placeholders: `{village}`,
+/// `{name}`, `{text}`, `{number}` (first emergency number), `{numbers}`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Texts {
+    pub reminder: String,
+    pub unconfirmed_note: String,
+    pub forward: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RouteTargets {
+    All,
+    Neighbours,
+    Groups(Vec<GroupId>),
+}
+
+#[derive(Clone, Debug)]
+pub struct Route {
+    /// `None` = from every group.
+    pub from: Option<BTreeSet<GroupId>>,
+    pub to: RouteTargets,
+    /// `None` = every category.
+    pub categories: Option<BTreeSet<String>>,
+}
+
+/// A loaded, valid configuration.
+#[derive(Debug)]
+pub struct Config {
+    pub file: PathBuf,
+    pub network: Network,
+    pub server: Server,
+    pub relay: RelayPolicy,
+    pub delivery: DeliveryPolicy,
+    pub accounts: BTreeMap<AccountId, Account>,
+    pub groups: Vec<Group>,
+    pub rules: Arc<RuleSet>,
+    pub texts: BTreeMap<String, Texts>,
+    pub routes: Vec<Route>,
+    /// Warnings that do not stop the relay (printed by check-config, logged at start).
+    pub warnings: Vec<String>,
+    by_id: HashMap<GroupId, usize>,
+    by_chat: HashMap<(PlatformKind, ChatId), usize>,
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let src = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: path.display().to_string(),
+                line: 1,
+                col: 1,
+                message: format!("cannot read config file: {e}"),
+            }])
+        })?;
+        Self::parse(&src, path)
+    }
+
+    /// Validates config text; `path` names the file in errors.
+    pub fn parse(src: &str, path: &Path) -> Result<Config, ConfigErrors> {
+        let mut cx = Cx {
+            file: path.display().to_string(),
+            src,
+            errors: Vec::new(),
+        };
+        let raw: RawConfig = match toml::from_str(src) {
+            Ok(raw) => raw,
+            Err(e) => {
+                let span = e.span().unwrap_or(0..0);
+                cx.err(span, e.message().trim().to_string());
+                return Err(ConfigErrors(cx.errors));
+            }
+        };
+        let cfg = build(&mut cx, raw, path);
+        match cfg {
+            Some(cfg) if cx.errors.is_empty() => Ok(cfg),
+            _ => {
+                cx.errors.sort_by_key(|e| (e.line, e.col));
+                Err(ConfigErrors(cx.errors))
+            }
+        }
+    }
+
+    pub fn group(&self, id: &GroupId) -> Option<&Group> {
+        self.by_id.get(id).map(|&i| &self.groups[i])
+    }
+
+    pub fn group_by_chat(&self, platform: PlatformKind, chat: &ChatId) -> Option<&Group> {
+        self.by_chat
+            .get(&(platform, chat.clone()))
+            .map(|&i| &self.groups[i])
+    }
+
+    /// The texts for a group's language (every configured language has all texts).
+    pub fn texts_for(&self, group: &Group) -> &Texts {
+        self.texts
+            .get(&group.language)
+            .or_else(|| self.texts.get(&self.network.language))
+            .or_else(|| self.texts.values().next())
+            .expect("validated: the network language has texts")
+    }
+
+    /// `{number}` and `{numbers}` for texts: "101" and "101 / 112".
+    pub fn numbers_text(&self) -> (String, String) {
+        let first = self.network.emergency_numbers.first().cloned().unwrap_or_default();
+        (first, self.network.emergency_numbers.join(" / "))
+    }
+}
+
+/// Error collector with the source text, to turn byte spans into line:col.
+struct Cx<'a> {
+    file: String,
+    src: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+impl Cx<'_> {
+    fn err(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let (line, col) = line_col(self.src, span.start);
+        self.errors.push(ConfigError {
+            file: self.file.clone(),
+            line,
+            col,
+            message: message.into(),
+        });
+    }
+
+    /// The span of `"needle"` inside `span` (a list), or `span` itself.
+    fn narrow(&self, span: &Range<usize>, needle: &str) -> Range<usize> {
+        let end = span.end.min(self.src.len());
+        let start = span.start.min(end);
+        let hay = &self.src[start..end];
+        for quoted in [format!("\"{needle}\""), format!("'{needle}'")] {
+            if let Some(pos) = hay.find(&quoted) {
+                return start + pos..start + pos + quoted.len();
+            }
+        }
+        span.clone()
+    }
+}
+
+fn line_col(src: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(src.len());
+    let before = &src[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rfind('\n')
+        .map_or(before.chars().count(), |nl| before[nl + 1..].chars().count())
+        + 1;
+    (line, col)
+}
+
+fn dur(cx: &mut Cx, v: &Option<Spanned<String>>, default: &str, key: &str) -> Duration {
+    match v {
+        None => parse_duration(default).unwrap_or_default(),
+        Some(s) => match parse_duration(s.get_ref()) {
+            Ok(d) => d,
+            Err(e) => {
+                cx.err(s.span(), format!("{key}: {e}"));
+                Duration::ZERO
+            }
+        },
+    }
+}
+
+fn secret(cx: &mut Cx, v: &Option<Spanned<String>>, key: &str) -> Option<Secret> {
+    let v = v.as_ref()?;
+    let s = v.get_ref();
+    if let Some(name) = s.strip_prefix("env:") {
+        match std::env::var(name) {
+            Ok(val) if !val.is_empty() => Some(Secret(val)),
+            _ => {
+                cx.err(
+                    v.span(),
+                    format!("{key}: environment variable `{name}` is not set (or empty)"),
+                );
+                None
+            }
+        }
+    } else if s.is_empty() {
+        cx.err(v.span(), format!("{key} must not be empty"));
+        None
+    } else {
+        Some(Secret(s.clone()))
+    }
+}
+
+/// A string or integer id from the file (Telegram user ids are integers).
+fn user_id(cx: &mut Cx, v: &Spanned<toml::Value>, what: &str) -> Option<String> {
+    match v.get_ref() {
+        toml::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        _ => {
+            cx.err(v.span(), format!("{what} must be a platform user id (a string)"));
+            None
+        }
+    }
+}
+
+fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
+    // --- texts: built-in per language, then the file's overrides.
+    let builtin: BTreeMap<String, RawTexts> = match toml::from_str(BUILTIN_TEXTS) {
+        Ok(t) => t,
+        Err(e) => panic!("built-in texts are invalid: {e}"),
+    };
+    let mut texts: BTreeMap<String, Texts> = builtin
+        .into_iter()
+        .filter_map(|(lang, t)| {
+            Some((
+                lang,
+                Texts {
+                    reminder: t.reminder?.into_inner(),
+                    unconfirmed_note: t.unconfirmed_note?.into_inner(),
+                    forward: t.forward?.into_inner(),
+                },
+            ))
+        })
+        .collect();
+    for (lang, t) in &raw.texts {
+        let known = texts.get(lang.get_ref()).cloned();
+        let pick = |v: &Option<Spanned<String>>, base: Option<&String>| {
+            v.as_ref().map(|s| s.get_ref().clone()).or(base.cloned())
+        };
+        let reminder = pick(&t.reminder, known.as_ref().map(|k| &k.reminder));
+        let note = pick(&t.unconfirmed_note, known.as_ref().map(|k| &k.unconfirmed_note));
+        let forward = pick(&t.forward, known.as_ref().map(|k| &k.forward));
+        for (key, v) in [
+            ("reminder", &t.reminder),
+            ("unconfirmed_note", &t.unconfirmed_note),
+            ("forward", &t.forward),
+        ] {
+            if let Some(v) = v {
+                check_placeholders(cx, v, &format!("texts.{}.{key}", lang.get_ref()));
+            }
+        }
+        match (reminder, note, forward) {
+            (Some(reminder), Some(unconfirmed_note), Some(forward)) => {
+                if !forward.contains("{text}") {
+                    let span = t.forward.as_ref().map_or(lang.span(), |f| f.span());
+                    cx.err(
+                        span,
+                        format!("texts.{}.forward must contain {{text}}", lang.get_ref()),
+                    );
+                }
+                texts.insert(
+                    lang.get_ref().clone(),
+                    Texts {
+                        reminder,
+                        unconfirmed_note,
+                        forward,
+                    },
+                );
+            }
+            _ => cx.err(
+                lang.span(),
+                format!(
+                    "texts.{}: a language without built-in texts needs reminder, unconfirmed_note and forward",
+                    lang.get_ref()
+                ),
+            ),
+        }
+    }
+    let known_langs = texts.keys().cloned().collect::<Vec<_>>().join(", ");
+
+    // --- network
+    let language = match &raw.network.language {
+        None => "nl".to_string(),
+        Some(l) => {
+            if !texts.contains_key(l.get_ref()) {
+                cx.err(
+                    l.span(),
+                    format!(
+                        "network.language `{}` has no texts; use one of {known_langs} or add [texts.{}]",
+                        l.get_ref(),
+                        l.get_ref()
+                    ),
+                );
+            }
+            l.get_ref().clone()
+        }
+    };
+    let emergency_numbers = match &raw.network.emergency_numbers {
+        None => vec!["101".to_string(), "112".to_string()],
+        Some(n) => {
+            if n.get_ref().is_empty() {
+                cx.err(n.span(), "network.emergency_numbers must name at least one number");
+            }
+            for num in n.get_ref() {
+                if num.is_empty() || !num.chars().all(|c| c.is_ascii_digit()) || num.len() > 6 {
+                    cx.err(
+                        n.span(),
+                        format!("network.emergency_numbers: `{num}` is not a short emergency number (digits only)"),
+                    );
+                }
+            }
+            n.get_ref().clone()
+        }
+    };
+    let network = Network {
+        name: raw
+            .network
+            .name
+            .as_ref()
+            .map_or("buurtrelay".to_string(), |n| n.get_ref().clone()),
+        language: language.clone(),
+        emergency_numbers: emergency_numbers.clone(),
+    };
+
+    // --- server
+    let listen = match &raw.server.listen {
+        None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+        Some(l) => match l.get_ref().parse() {
+            Ok(a) => a,
+            Err(_) => {
+                cx.err(
+                    l.span(),
+                    format!(
+                        "server.listen `{}` is not an address like `127.0.0.1:8080` or `0.0.0.0:8080`",
+                        l.get_ref()
+                    ),
+                );
+                SocketAddr::from(([127, 0, 0, 1], 8080))
+            }
+        },
+    };
+    // Relative to the working directory, like every path an operator types.
+    let data_dir = match &raw.server.data_dir {
+        None => PathBuf::from("data"),
+        Some(d) if d.get_ref().trim().is_empty() => {
+            cx.err(d.span(), "server.data_dir must not be empty");
+            PathBuf::from("data")
+        }
+        Some(d) => PathBuf::from(d.get_ref()),
+    };
+    let max_body_bytes = match &raw.server.max_body_bytes {
+        None => 256 * 1024,
+        Some(m) => {
+            let v = *m.get_ref();
+            if !(1024..=64 * 1024 * 1024).contains(&v) {
+                cx.err(m.span(), "server.max_body_bytes must be between 1024 and 67108864");
+                256 * 1024
+            } else {
+                v as usize
+            }
+        }
+    };
+    let reload_poll = dur(cx, &raw.server.reload_poll, "2s", "server.reload_poll");
+    let server = Server {
+        listen,
+        data_dir,
+        max_body_bytes,
+        reload_poll,
+    };
+
+    // --- relay policy
+    let unconfirmed = match raw.relay.unconfirmed.as_ref() {
+        None => Unconfirmed::Forward,
+        Some(s) => match s.get_ref().as_str() {
+            "forward" => Unconfirmed::Forward,
+            "hold" => Unconfirmed::Hold,
+            "drop" => Unconfirmed::Drop,
+            other => {
+                cx.err(
+                    s.span(),
+                    format!("relay.unconfirmed `{other}` must be \"forward\", \"hold\" or \"drop\""),
+                );
+                Unconfirmed::Forward
+            }
+        },
+    };
+    let on_hold_timeout = match raw.relay.on_hold_timeout.as_ref() {
+        None => HoldTimeout::Forward,
+        Some(s) => match s.get_ref().as_str() {
+            "forward" => HoldTimeout::Forward,
+            "drop" => HoldTimeout::Drop,
+            other => {
+                cx.err(
+                    s.span(),
+                    format!("relay.on_hold_timeout `{other}` must be \"forward\" or \"drop\""),
+                );
+                HoldTimeout::Forward
+            }
+        },
+    };
+    let attribution = match raw.relay.attribution.as_ref() {
+        None => Attribution::FirstName,
+        Some(s) => match s.get_ref().as_str() {
+            "none" => Attribution::None,
+            "first_name" => Attribution::FirstName,
+            "full_name" => Attribution::FullName,
+            other => {
+                cx.err(
+                    s.span(),
+                    format!("relay.attribution `{other}` must be \"none\", \"first_name\" or \"full_name\""),
+                );
+                Attribution::FirstName
+            }
+        },
+    };
+    let hold_for = dur(cx, &raw.relay.hold_for, "15m", "relay.hold_for");
+    if let Some(h) = &raw.relay.hold_for {
+        if hold_for > Duration::from_secs(24 * 3600) {
+            cx.err(h.span(), "relay.hold_for must be at most 24h: an alert is news for hours, not days");
+        }
+        if unconfirmed != Unconfirmed::Hold {
+            // Not an error: the admin may switch `unconfirmed` back and forth.
+        }
+    }
+    let relay = RelayPolicy {
+        unconfirmed,
+        hold_for,
+        on_hold_timeout,
+        reminder_cooldown: dur(cx, &raw.relay.reminder_cooldown, "6h", "relay.reminder_cooldown"),
+        attribution,
+        mask_phone_numbers: raw.relay.mask_phone_numbers.unwrap_or(true),
+        retention: dur(cx, &raw.relay.retention, "30d", "relay.retention"),
+    };
+    let delivery = DeliveryPolicy {
+        send_timeout: dur(cx, &raw.delivery.send_timeout, "15s", "delivery.send_timeout"),
+        retry_base: dur(cx, &raw.delivery.retry_base, "2s", "delivery.retry_base"),
+        retry_max: dur(cx, &raw.delivery.retry_max, "5m", "delivery.retry_max"),
+        max_age: dur(cx, &raw.delivery.max_age, "24h", "delivery.max_age"),
+    };
+
+    let mut warnings = Vec::new();
+
+    // --- accounts
+    let mut accounts = BTreeMap::new();
+    for (id, a) in &raw.accounts {
+        let aid = match AccountId::parse(id.get_ref()) {
+            Ok(i) => i,
+            Err(e) => {
+                cx.err(id.span(), format!("[accounts.{}]: {e}", id.get_ref()));
+                continue;
+            }
+        };
+        let Some(platform) = PlatformKind::parse(a.platform.get_ref()) else {
+            cx.err(
+                a.platform.span(),
+                format!(
+                    "accounts.{aid}.platform `{}` is not a platform; use \"sandbox\" or \"telegram\"",
+                    a.platform.get_ref()
+                ),
+            );
+            continue;
+        };
+        let api_url = match &a.api_url {
+            None => platform.default_api_url().to_string(),
+            Some(u) => {
+                let s = u.get_ref().trim_end_matches('/').to_string();
+                if !(s.starts_with("http://") || s.starts_with("https://")) {
+                    cx.err(
+                        u.span(),
+                        format!("accounts.{aid}.api_url `{s}` must start with http:// or https://"),
+                    );
+                }
+                s
+            }
+        };
+        let token = secret(cx, &a.token, &format!("accounts.{aid}.token"));
+        let webhook_secret = secret(cx, &a.webhook_secret, &format!("accounts.{aid}.webhook_secret"));
+        match platform {
+            PlatformKind::Telegram => {
+                if a.token.is_none() {
+                    cx.err(
+                        id.span(),
+                        format!("accounts.{aid}: a telegram account needs `token` (from @BotFather; \"env:NAME\" reads it from the environment)"),
+                    );
+                }
+                if let (Some(t), Some(raw_t)) = (&token, &a.token) {
+                    let ok = t
+                        .expose()
+                        .split_once(':')
+                        .is_some_and(|(id, rest)| !id.is_empty() && id.chars().all(|c| c.is_ascii_digit()) && !rest.is_empty());
+                    if !ok {
+                        cx.err(raw_t.span(), format!("accounts.{aid}.token does not look like a Telegram bot token (`123456:ABC...`)"));
+                    }
+                }
+                if let Some(ws) = &webhook_secret {
+                    let ok = ws.expose().len() <= 256
+                        && ws.expose().chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                    if !ok {
+                        if let Some(raw_ws) = &a.webhook_secret {
+                            cx.err(raw_ws.span(), format!("accounts.{aid}.webhook_secret: Telegram allows only A-Z, a-z, 0-9, `_` and `-`, at most 256 characters"));
+                        }
+                    }
+                } else if a.webhook_secret.is_none() {
+                    warnings.push(format!(
+                        "accounts.{aid}: no webhook_secret: anyone who knows the URL can post updates; set one and pass it to setWebhook as secret_token"
+                    ));
+                }
+            }
+            PlatformKind::Sandbox => {}
+        }
+        let display_name = a
+            .display_name
+            .as_ref()
+            .map_or_else(|| "buurtrelay".to_string(), |d| d.get_ref().clone());
+        accounts.insert(
+            aid.clone(),
+            Account {
+                id: aid,
+                platform,
+                api_url,
+                token,
+                webhook_secret,
+                display_name,
+            },
+        );
+    }
+
+    // --- groups (first pass: ids, so neighbours and routes may refer forward)
+    let mut by_id: HashMap<GroupId, usize> = HashMap::new();
+    let mut ids: Vec<Option<GroupId>> = Vec::new();
+    for g in &raw.groups {
+        match GroupId::parse(g.id.get_ref()) {
+            Ok(id) => {
+                if by_id.contains_key(&id) {
+                    cx.err(g.id.span(), format!("duplicate group id `{id}`"));
+                    ids.push(None);
+                } else {
+                    by_id.insert(id.clone(), ids.len());
+                    ids.push(Some(id));
+                }
+            }
+            Err(e) => {
+                cx.err(g.id.span(), e);
+                ids.push(None);
+            }
+        }
+    }
+    if raw.groups.is_empty() {
+        cx.err(0..0, "no [[groups]]: the network needs at least two groups to relay between");
+    }
+    let mut groups = Vec::new();
+    let mut by_chat: HashMap<(PlatformKind, ChatId), usize> = HashMap::new();
+    for (g, id) in raw.groups.iter().zip(ids) {
+        let Some(id) = id else { continue };
+        if g.name.get_ref().trim().is_empty() {
+            cx.err(g.name.span(), format!("group `{id}`: name must not be empty"));
+        }
+        let account = match AccountId::parse(g.account.get_ref()) {
+            Ok(a) if accounts.contains_key(&a) => Some(a),
+            Ok(a) => {
+                let known = accounts.keys().map(|k| k.to_string()).collect::<Vec<_>>().join(", ");
+                cx.err(
+                    g.account.span(),
+                    format!("group `{id}`: unknown account `{a}` (configured: {known})"),
+                );
+                None
+            }
+            Err(e) => {
+                cx.err(g.account.span(), format!("group `{id}`: {e}"));
+                None
+            }
+        };
+        let chat = match g.chat.get_ref() {
+            toml::Value::String(s) => match ChatId::parse(s) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    cx.err(g.chat.span(), format!("group `{id}`: {e}"));
+                    None
+                }
+            },
+            toml::Value::Integer(i) => {
+                cx.err(
+                    g.chat.span(),
+                    format!("group `{id}`: write the chat id as a string, e.g. chat = \"{i}\""),
+                );
+                None
+            }
+            _ => {
+                cx.err(g.chat.span(), format!("group `{id}`: chat must be a string"));
+                None
+            }
+        };
+        let platform = account.as_ref().and_then(|a| accounts.get(a)).map(|a| a.platform);
+        if let (Some(platform), Some(chat)) = (platform, &chat) {
+            if platform == PlatformKind::Telegram
+                && chat.as_str().parse::<i64>().is_err()
+                && !chat.as_str().starts_with('@')
+            {
+                cx.err(
+                    g.chat.span(),
+                    format!("group `{id}`: a Telegram chat id is a number like \"-1001234567890\" (or \"@channelname\")"),
+                );
+            }
+            if let Some(&other) = by_chat.get(&(platform, chat.clone())) {
+                let other_id = raw.groups[other].id.get_ref();
+                cx.err(
+                    g.chat.span(),
+                    format!("group `{id}`: chat `{chat}` is already the chat of group `{other_id}`"),
+                );
+            }
+        }
+        let coordinators = g
+            .coordinators
+            .iter()
+            .filter_map(|c| user_id(cx, c, &format!("group `{id}`: coordinators")))
+            .collect::<BTreeSet<_>>();
+        let police = g
+            .police
+            .iter()
+            .filter_map(|c| user_id(cx, c, &format!("group `{id}`: police")))
+            .collect::<BTreeSet<_>>();
+        let mut neighbours = Vec::new();
+        for n in &g.neighbours {
+            match GroupId::parse(n.get_ref()) {
+                Ok(nid) if nid == id => {
+                    cx.err(n.span(), format!("group `{id}` cannot be its own neighbour"))
+                }
+                Ok(nid) if by_id.contains_key(&nid) => neighbours.push(nid),
+                Ok(nid) => cx.err(n.span(), format!("group `{id}`: unknown neighbour group `{nid}`")),
+                Err(e) => cx.err(n.span(), format!("group `{id}`: neighbours: {e}")),
+            }
+        }
+        let lang = match &g.language {
+            None => language.clone(),
+            Some(l) => {
+                if !texts.contains_key(l.get_ref()) {
+                    cx.err(
+                        l.span(),
+                        format!("group `{id}`: language `{}` has no texts; use one of {known_langs}", l.get_ref()),
+                    );
+                }
+                l.get_ref().clone()
+            }
+        };
+        if coordinators.is_empty() {
+            warnings.push(format!(
+                "group `{id}` has no coordinators: nobody there can use coordinator commands"
+            ));
+        }
+        let (Some(account), Some(chat), Some(platform)) = (account, chat, platform) else {
+            continue;
+        };
+        by_chat.insert((platform, chat.clone()), groups.len());
+        groups.push(Group {
+            id,
+            name: g.name.get_ref().trim().to_string(),
+            account,
+            platform,
+            chat,
+            coordinators,
+            police,
+            neighbours,
+            language: lang,
+        });
+    }
+    // Rebuild the index over the groups that made it through.
+    let by_id: HashMap<GroupId, usize> = groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.id.clone(), i))
+        .collect();
+
+    // --- protocol rules
+    let rules = {
+        let user = raw.protocol.as_ref();
+        let use_builtin = user.and_then(|p| p.builtin).unwrap_or(true);
+        match RuleSet::compile(
+            use_builtin,
+            user.map(|p| RuleSource { raw: p }),
+            &emergency_numbers,
+        ) {
+            Ok(r) => Some(r),
+            Err(errs) => {
+                for (span, msg) in errs {
+                    cx.err(span, msg);
+                }
+                None
+            }
+        }
+    };
+
+    // --- routes
+    let category_names: BTreeSet<String> = rules
+        .as_ref()
+        .map(|r| r.category_names().map(str::to_string).collect())
+        .unwrap_or_default();
+    let all_ids: BTreeSet<GroupId> = by_id.keys().cloned().collect();
+    let mut routes = Vec::new();
+    for (i, r) in raw.routes.iter().enumerate() {
+        let n = i + 1;
+        let from = match r.from.get_ref() {
+            toml::Value::String(s) if s == "*" => None,
+            toml::Value::Array(items) => {
+                let mut set = BTreeSet::new();
+                for it in items {
+                    match it.as_str().map(GroupId::parse) {
+                        Some(Ok(g)) if all_ids.contains(&g) => {
+                            set.insert(g);
+                        }
+                        Some(Ok(g)) => {
+                            let sp = cx.narrow(&r.from.span(), g.as_str());
+                            cx.err(sp, format!("route {n}: from: unknown group `{g}`"));
+                        }
+                        _ => cx.err(r.from.span(), format!("route {n}: from: list group ids as strings")),
+                    }
+                }
+                if items.is_empty() {
+                    cx.err(r.from.span(), format!("route {n} can never match: `from` is empty (use \"*\" for every group)"));
+                }
+                Some(set)
+            }
+            _ => {
+                cx.err(r.from.span(), format!("route {n}: from must be \"*\" or a list of group ids"));
+                continue;
+            }
+        };
+        let to = match r.to.get_ref() {
+            toml::Value::String(s) if s == "all" => RouteTargets::All,
+            toml::Value::String(s) if s == "neighbours" => RouteTargets::Neighbours,
+            toml::Value::Array(items) => {
+                let mut v = Vec::new();
+                for it in items {
+                    match it.as_str().map(GroupId::parse) {
+                        Some(Ok(g)) if all_ids.contains(&g) => v.push(g),
+                        Some(Ok(g)) => {
+                            let sp = cx.narrow(&r.to.span(), g.as_str());
+                            cx.err(sp, format!("route {n}: to: unknown group `{g}`"));
+                        }
+                        _ => cx.err(r.to.span(), format!("route {n}: to: list group ids as strings")),
+                    }
+                }
+                if items.is_empty() {
+                    cx.err(r.to.span(), format!("route {n} can never match: `to` is empty"));
+                }
+                RouteTargets::Groups(v)
+            }
+            _ => {
+                cx.err(
+                    r.to.span(),
+                    format!("route {n}: to must be \"all\", \"neighbours\" or a list of group ids"),
+                );
+                continue;
+            }
+        };
+        let categories = match r.categories.as_ref().map(|c| (c, c.get_ref())) {
+            None => None,
+            Some((_, toml::Value::Array(items)))
+                if items.len() == 1 && items[0].as_str() == Some("*") =>
+            {
+                None
+            }
+            Some((c, toml::Value::String(s))) if s == "*" => {
+                let _ = c;
+                None
+            }
+            Some((c, toml::Value::Array(items))) => {
+                let mut set = BTreeSet::new();
+                for it in items {
+                    match it.as_str() {
+                        Some(name) if category_names.contains(name) || rules.is_none() => {
+                            set.insert(name.to_string());
+                        }
+                        Some(name) => {
+                            let known = category_names.iter().cloned().collect::<Vec<_>>().join(", ");
+                            let sp = cx.narrow(&c.span(), name);
+                            cx.err(sp, format!("route {n}: unknown category `{name}` (known: {known})"));
+                        }
+                        None => cx.err(c.span(), format!("route {n}: categories: list names as strings")),
+                    }
+                }
+                if items.is_empty() {
+                    cx.err(c.span(), format!("route {n} can never match: `categories` is empty (use [\"*\"] for every category)"));
+                }
+                Some(set)
+            }
+            Some((c, _)) => {
+                cx.err(c.span(), format!("route {n}: categories must be [\"*\"] or a list of names"));
+                continue;
+            }
+        };
+        // A route that can never produce a target is a mistake worth an error.
+        let sources: Vec<&Group> = match &from {
+            None => groups.iter().collect(),
+            Some(set) => groups.iter().filter(|g| set.contains(&g.id)).collect(),
+        };
+        let reachable = sources.iter().any(|src| match &to {
+            RouteTargets::All => groups.len() > 1,
+            RouteTargets::Neighbours => !src.neighbours.is_empty(),
+            RouteTargets::Groups(v) => v.iter().any(|t| *t != src.id),
+        });
+        if !sources.is_empty() && !reachable {
+            let why = match &to {
+                RouteTargets::Neighbours => "none of its source groups has neighbours",
+                _ => "it only sends to its own source groups",
+            };
+            cx.err(r.from.span(), format!("route {n} can never match: {why}"));
+        }
+        routes.push(Route {
+            from,
+            to,
+            categories,
+        });
+    }
+
+    let rules = rules?;
+    Some(Config {
+        file: path.to_path_buf(),
+        network,
+        server,
+        relay,
+        delivery,
+        accounts,
+        groups,
+        rules: Arc::new(rules),
+        texts,
+        routes,
+        warnings,
+        by_id,
+        by_chat,
+    })
+}
+
+const PLACEHOLDERS: [&str; 5] = ["village", "name", "text", "number", "numbers"];
+
+fn check_placeholders(cx: &mut Cx, v: &Spanned<String>, key: &str) {
+    let s = v.get_ref();
+    let mut rest = s.as_str();
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else {
+            cx.err(v.span(), format!("{key}: `{{` without `}}`"));
+            return;
+        };
+        let name = &after[..close];
+        if !PLACEHOLDERS.contains(&name) {
+            cx.err(
+                v.span(),
+                format!("{key}: unknown placeholder {{{name}}} (use {{village}}, {{name}}, {{text}}, {{number}}, {{numbers}})"),
+            );
+        }
+        rest = &after[close + 1..];
+    }
+}

@@ -1,0 +1,147 @@
+//! The TOML file as written by an admin, before validation. Every field an
+//! error may point at is `Spanned`, so `check-config` can say `file:line:col`.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub network: RawNetwork,
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub relay: RawRelay,
+    #[serde(default)]
+    pub delivery: RawDelivery,
+    #[serde(default)]
+    pub accounts: BTreeMap<Spanned<String>, RawAccount>,
+    #[serde(default)]
+    pub groups: Vec<RawGroup>,
+    pub protocol: Option<RawProtocol>,
+    #[serde(default)]
+    pub texts: BTreeMap<Spanned<String>, RawTexts>,
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNetwork {
+    pub name: Option<Spanned<String>>,
+    pub language: Option<Spanned<String>>,
+    pub emergency_numbers: Option<Spanned<Vec<String>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Option<Spanned<String>>,
+    pub data_dir: Option<Spanned<String>>,
+    pub max_body_bytes: Option<Spanned<i64>>,
+    pub reload_poll: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRelay {
+    pub unconfirmed: Option<Spanned<String>>,
+    pub hold_for: Option<Spanned<String>>,
+    pub on_hold_timeout: Option<Spanned<String>>,
+    pub reminder_cooldown: Option<Spanned<String>>,
+    pub attribution: Option<Spanned<String>>,
+    pub mask_phone_numbers: Option<bool>,
+    pub retention: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDelivery {
+    pub send_timeout: Option<Spanned<String>>,
+    pub retry_base: Option<Spanned<String>>,
+    pub retry_max: Option<Spanned<String>>,
+    pub max_age: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccount {
+    pub platform: Spanned<String>,
+    pub api_url: Option<Spanned<String>>,
+    pub token: Option<Spanned<String>>,
+    pub webhook_secret: Option<Spanned<String>>,
+    /// The name the relay posts under in sandbox groups.
+    pub display_name: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGroup {
+    pub id: Spanned<String>,
+    pub name: Spanned<String>,
+    pub account: Spanned<String>,
+    pub chat: Spanned<toml::Value>,
+    #[serde(default)]
+    pub coordinators: Vec<Spanned<toml::Value>>,
+    #[serde(default)]
+    pub police: Vec<Spanned<toml::Value>>,
+    #[serde(default)]
+    pub neighbours: Vec<Spanned<String>>,
+    pub language: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProtocol {
+    /// Keep the built-in Flemish/French/English rules and add these (default true).
+    pub builtin: Option<bool>,
+    #[serde(default)]
+    pub macros: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub categories: Vec<RawCategory>,
+    #[serde(default)]
+    pub not_an_alert: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub police: RawPolice,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCategory {
+    pub name: Spanned<String>,
+    pub label: Option<String>,
+    #[serde(default)]
+    pub patterns: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub unless: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolice {
+    #[serde(default)]
+    pub called: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub not_called: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub question: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTexts {
+    pub reminder: Option<Spanned<String>>,
+    pub unconfirmed_note: Option<Spanned<String>>,
+    pub forward: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub from: Spanned<toml::Value>,
+    pub to: Spanned<toml::Value>,
+    pub categories: Option<Spanned<toml::Value>>,
+}

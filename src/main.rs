@@ -1,0 +1,166 @@
+//! The command line: `serve`, `check-config`, `simulate`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use buurtrelay::config::{ChatId, Config, GroupId};
+use buurtrelay::message::{InboundMessage, Sender};
+use buurtrelay::relay::{self, Action};
+use buurtrelay::startup::{Application, Overrides, shutdown_signal};
+
+#[derive(Parser)]
+#[command(name = "buurtrelay", version, about = "Relay bot for neighbourhood-watch chat groups: call 101 first, then post.")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the relay.
+    Serve {
+        #[arg(long, short, env = "BUURTRELAY_CONFIG")]
+        config: PathBuf,
+        /// Listen address, overriding server.listen (e.g. 0.0.0.0:8080).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Data directory, overriding server.data_dir.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Check a config file; prints `file:line:col: message` for every error.
+    CheckConfig { file: PathBuf },
+    /// Show what the relay would do with a message.
+    Simulate {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The group the message is posted in.
+        #[arg(long, short)]
+        group: String,
+        /// The sender's platform user id (a coordinator id shows the coordinator path).
+        #[arg(long, default_value = "member")]
+        sender: String,
+        /// The sender's display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        text: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Serve { config, listen, data_dir } => serve(config, Overrides { listen, data_dir }),
+        Cmd::CheckConfig { file } => check(&file),
+        Cmd::Simulate { config, group, sender, name, json, text } => simulate(&config, &group, &sender, name, json, &text),
+    }
+}
+
+fn serve(config: PathBuf, overrides: Overrides) -> ExitCode {
+    buurtrelay::telemetry::init("info,sled=warn,hyper=warn");
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let res = rt.block_on(async {
+        let app = Application::build(&config, overrides).await?;
+        app.run_until(shutdown_signal()).await
+    });
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("buurtrelay: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(file: &PathBuf) -> ExitCode {
+    match Config::load(file) {
+        Ok(cfg) => {
+            for w in &cfg.warnings {
+                eprintln!("{}: warning: {w}", file.display());
+            }
+            println!(
+                "{}: ok — network \"{}\", {} groups, {} accounts, {} routes, {} alert categories",
+                file.display(),
+                cfg.network.name,
+                cfg.groups.len(),
+                cfg.accounts.len(),
+                cfg.routes.len(),
+                cfg.rules.category_names().count()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errs) => {
+            for e in &errs.0 {
+                eprintln!("{e}");
+            }
+            eprintln!("{} error(s)", errs.0.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn simulate(config: &PathBuf, group: &str, sender: &str, name: Option<String>, json: bool, text: &str) -> ExitCode {
+    let cfg = match Config::load(config) {
+        Ok(c) => c,
+        Err(errs) => {
+            eprintln!("{errs}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(g) = GroupId::parse(group).ok().and_then(|id| cfg.group(&id)) else {
+        let known: Vec<&str> = cfg.groups.iter().map(|g| g.id.as_str()).collect();
+        eprintln!("unknown group `{group}`; groups: {}", known.join(", "));
+        return ExitCode::FAILURE;
+    };
+    let msg = InboundMessage {
+        account: g.account.clone(),
+        platform: g.platform,
+        chat: ChatId::parse(g.chat.as_str()).unwrap_or_else(|_| g.chat.clone()),
+        message_id: "1".into(),
+        sender: Sender { id: sender.to_string(), name, is_bot: false },
+        text: text.to_string(),
+        reply_to: None,
+        at_ms: 0,
+        edit: None,
+    };
+    let d = relay::decide(&cfg, g, &msg, &Default::default(), buurtrelay::time::now_ms());
+    if json {
+        match serde_json::to_string_pretty(&d) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+    println!("alert:      {}", if d.alert { "yes" } else { "no" });
+    println!("categories: {}", if d.categories.is_empty() { "-".to_string() } else { d.categories.join(", ") });
+    println!("police called (confirmed): {}", if d.confirmed { "yes" } else { "no" });
+    println!("sender role: {}", d.role);
+    println!("actions:");
+    for a in &d.actions {
+        match a {
+            Action::Remind { group, text, .. } => println!("  remind  in {group}: {text}"),
+            Action::Forward { group, text } => println!("  forward to {group}: {}", text.replace('\n', " ⏎ ")),
+            Action::Hold { group, until_ms, targets } => println!(
+                "  hold    in {group} for {}s, then to {}",
+                until_ms.saturating_sub(buurtrelay::time::now_ms()) / 1000,
+                targets.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+            Action::None { group, reason } => println!("  none    in {group}: {reason}"),
+        }
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,81 @@
+//! Chat platforms behind one trait. Adding a platform is one new file here
+//! and one arm in [`build`].
+//!
+//! An adapter does two things: turn a webhook request into [`Inbound`]
+//! events (after checking its authentication, in constant time), and send an
+//! [`Outbound`] message, classifying failures so the delivery workers know
+//! whether to retry, wait, or give up.
+
+pub mod sandbox;
+pub mod telegram;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::http::HeaderMap;
+
+use crate::config::{Account, PlatformKind};
+use crate::message::{Inbound, Outbound, Sent};
+use crate::store::Store;
+
+/// Why a webhook request was refused. Each variant names its HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    /// 401: the secret header is missing or wrong.
+    #[error("missing or wrong webhook secret")]
+    Unauthorized,
+    /// 400: the body is not what the platform sends.
+    #[error("malformed payload: {0}")]
+    Malformed(String),
+}
+
+/// Why a send failed, as the delivery workers need to know it.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The platform asked us to wait (HTTP 429, `retry_after`).
+    #[error("rate limited; retry after {0:?}")]
+    RateLimited(Duration),
+    /// Worth retrying: 5xx, timeout, connection error.
+    #[error("transient: {0}")]
+    Transient(String),
+    /// Retrying cannot help (bot removed from the chat, chat not found, ...).
+    #[error("permanent: {0}")]
+    Permanent(String),
+}
+
+#[async_trait]
+pub trait Platform: Send + Sync {
+    fn kind(&self) -> PlatformKind;
+
+    /// The user id our own account posts under, when known: messages from
+    /// it are never relayed again.
+    fn self_id(&self) -> Option<String>;
+
+    /// Verifies and parses one webhook request.
+    fn parse_webhook(&self, headers: &HeaderMap, body: &[u8]) -> Result<Vec<Inbound>, WebhookError>;
+
+    /// Sends one message.
+    async fn send(&self, msg: &Outbound) -> Result<Sent, SendError>;
+}
+
+/// Builds the adapter for one configured account.
+pub fn build(
+    account: &Account,
+    http: reqwest::Client,
+    store: Arc<dyn Store>,
+) -> Arc<dyn Platform> {
+    match account.platform {
+        PlatformKind::Sandbox => Arc::new(sandbox::Sandbox::new(account, store)),
+        PlatformKind::Telegram => Arc::new(telegram::Telegram::new(account, http)),
+    }
+}
+
+/// Compares two secrets in constant time.
+pub fn secret_matches(given: Option<&[u8]>, expected: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    match given {
+        Some(g) => g.ct_eq(expected.as_bytes()).into(),
+        None => false,
+    }
+}

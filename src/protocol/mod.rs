@@ -1,0 +1,283 @@
+//! The protocol check: is a message an alert, of which categories, and does
+//! it say that the police were called?
+//!
+//! Pure functions over normalised text (see [`normalize`]) and rule sets
+//! compiled once per config load. The rules are data: the built-in Flemish,
+//! French and English set lives in `config/protocol/builtin.toml`, and a
+//! network's `[protocol]` section extends or replaces it.
+//!
+//! How "police called" is decided, sentence by sentence:
+//! 1. a sentence that is a question (`question` patterns, per clause; a `?`
+//!    belongs to the clause it closes) confirms nothing;
+//! 2. a sentence with a negation or doubt (`not_called`) confirms nothing;
+//! 3. otherwise one `called` match in a clause confirms.
+//!
+//! Imperatives ("bel 101!") and intentions ("ik ga 101 bellen") never match
+//! `called`, whose verbs are past participles or states ("ter plaatse").
+
+mod normalize;
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use regex::{Regex, RegexSet, RegexSetBuilder};
+use serde::Serialize;
+use toml::Spanned;
+
+pub use normalize::{normalize, sentences};
+
+use crate::config::raw::{RawCategory, RawProtocol};
+
+const BUILTIN_RULES: &str = include_str!("../../config/protocol/builtin.toml");
+
+/// The user's `[protocol]` section, handed over by the config loader.
+pub struct RuleSource<'a> {
+    pub raw: &'a RawProtocol,
+}
+
+/// The result of the protocol check for one message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Classification {
+    /// A member's report that the network should know about.
+    pub alert: bool,
+    /// Category names, in rule order.
+    pub categories: Vec<String>,
+    /// The text says that the police (or 101/112) were already called.
+    pub confirmed: bool,
+    /// Police advice or a bulletin, not a live report (never reminded).
+    pub advisory: bool,
+}
+
+struct Category {
+    name: String,
+    label: String,
+    any: RegexSet,
+    unless: RegexSet,
+}
+
+/// Compiled rule sets. Built once per config load; cheap to share.
+pub struct RuleSet {
+    categories: Vec<Category>,
+    not_an_alert: RegexSet,
+    called: RegexSet,
+    not_called: RegexSet,
+    question: RegexSet,
+}
+
+impl std::fmt::Debug for RuleSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuleSet")
+            .field("categories", &self.categories.iter().map(|c| &c.name).collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One pattern with where it came from, for error messages.
+struct Pat {
+    src: String,
+    span: Option<Range<usize>>,
+    origin: &'static str,
+}
+
+#[derive(Default)]
+struct Lists {
+    macros: BTreeMap<String, String>,
+    categories: Vec<(String, String, Vec<Pat>, Vec<Pat>)>,
+    not_an_alert: Vec<Pat>,
+    called: Vec<Pat>,
+    not_called: Vec<Pat>,
+    question: Vec<Pat>,
+}
+
+fn pats(v: &[Spanned<String>], user: bool) -> Vec<Pat> {
+    v.iter()
+        .map(|s| Pat {
+            src: s.get_ref().clone(),
+            span: user.then(|| s.span()),
+            origin: if user { "protocol" } else { "built-in rules" },
+        })
+        .collect()
+}
+
+impl Lists {
+    fn add(&mut self, raw: &RawProtocol, user: bool) {
+        for (k, v) in &raw.macros {
+            self.macros.insert(k.clone(), v.get_ref().clone());
+        }
+        for RawCategory {
+            name,
+            label,
+            patterns,
+            unless,
+        } in &raw.categories
+        {
+            let n = name.get_ref().clone();
+            if let Some(existing) = self.categories.iter_mut().find(|c| c.0 == n) {
+                if let Some(l) = label {
+                    existing.1 = l.clone();
+                }
+                existing.2.extend(pats(patterns, user));
+                existing.3.extend(pats(unless, user));
+            } else {
+                let label = label.clone().unwrap_or_else(|| n.replace('_', " "));
+                self.categories
+                    .push((n, label, pats(patterns, user), pats(unless, user)));
+            }
+        }
+        self.not_an_alert.extend(pats(&raw.not_an_alert, user));
+        self.called.extend(pats(&raw.police.called, user));
+        self.not_called.extend(pats(&raw.police.not_called, user));
+        self.question.extend(pats(&raw.police.question, user));
+    }
+}
+
+type Errors = Vec<(Range<usize>, String)>;
+
+/// Replaces `{name}` with the macro's text, for every defined macro name.
+fn expand(src: &str, macros: &BTreeMap<String, String>) -> String {
+    let mut out = src.to_string();
+    // Macros may use other macros; three rounds are plenty and stop cycles.
+    for _ in 0..3 {
+        let before = out.clone();
+        for (k, v) in macros {
+            out = out.replace(&format!("{{{k}}}"), &format!("(?:{v})"));
+        }
+        if out == before {
+            break;
+        }
+    }
+    out
+}
+
+fn set(list: &[Pat], what: &str, macros: &BTreeMap<String, String>, errs: &mut Errors) -> RegexSet {
+    let mut ok = Vec::new();
+    for p in list {
+        let expanded = expand(&p.src, macros);
+        match Regex::new(&expanded) {
+            Ok(_) => ok.push(expanded),
+            Err(e) => {
+                let reason = e.to_string();
+                let reason = reason.lines().last().unwrap_or("invalid").trim().to_string();
+                errs.push((
+                    p.span.clone().unwrap_or(0..0),
+                    format!("{}: bad regex in {what}: `{}`: {reason}", p.origin, p.src),
+                ));
+            }
+        }
+    }
+    RegexSetBuilder::new(&ok)
+        .size_limit(64 << 20)
+        .build()
+        .unwrap_or_else(|_| RegexSet::empty())
+}
+
+impl RuleSet {
+    /// Compiles the built-in rules (if `builtin`) plus the user's section.
+    pub fn compile(
+        builtin: bool,
+        user: Option<RuleSource<'_>>,
+        emergency_numbers: &[String],
+    ) -> Result<RuleSet, Errors> {
+        let mut lists = Lists::default();
+        let mut errs = Errors::new();
+        if builtin {
+            match toml::from_str::<RawProtocol>(BUILTIN_RULES) {
+                Ok(raw) => lists.add(&raw, false),
+                Err(e) => errs.push((0..0, format!("built-in rules are invalid: {e}"))),
+            }
+        }
+        if let Some(u) = &user {
+            lists.add(u.raw, true);
+        }
+        let numbers = emergency_numbers
+            .iter()
+            .map(|n| regex::escape(n))
+            .collect::<Vec<_>>()
+            .join("|");
+        lists.macros.insert("numbers".into(), format!(r"\b(?:{numbers})\b"));
+        if lists.categories.is_empty() {
+            errs.push((0..0, "protocol: no alert categories (builtin = false needs [[protocol.categories]])".into()));
+        }
+        if lists.called.is_empty() {
+            errs.push((0..0, "protocol: no police.called patterns (builtin = false needs them)".into()));
+        }
+        let m = lists.macros.clone();
+        let categories = lists
+            .categories
+            .iter()
+            .map(|(name, label, any, unless)| {
+                if any.is_empty() {
+                    errs.push((0..0, format!("protocol: category `{name}` has no patterns")));
+                }
+                Category {
+                    name: name.clone(),
+                    label: label.clone(),
+                    any: set(any, &format!("category `{name}` patterns"), &m, &mut errs),
+                    unless: set(unless, &format!("category `{name}` unless"), &m, &mut errs),
+                }
+            })
+            .collect();
+        let rules = RuleSet {
+            categories,
+            not_an_alert: set(&lists.not_an_alert, "not_an_alert", &m, &mut errs),
+            called: set(&lists.called, "police.called", &m, &mut errs),
+            not_called: set(&lists.not_called, "police.not_called", &m, &mut errs),
+            question: set(&lists.question, "police.question", &m, &mut errs),
+        };
+        if errs.is_empty() { Ok(rules) } else { Err(errs) }
+    }
+
+    pub fn category_names(&self) -> impl Iterator<Item = &str> {
+        self.categories.iter().map(|c| c.name.as_str())
+    }
+
+    /// The human label of a category (for texts and the dashboard).
+    pub fn label(&self, name: &str) -> Option<&str> {
+        self.categories
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.label.as_str())
+    }
+
+    /// Classifies one message.
+    pub fn classify(&self, text: &str) -> Classification {
+        let n = normalize(text);
+        let categories: Vec<String> = self
+            .categories
+            .iter()
+            .filter(|c| c.any.is_match(&n) && !c.unless.is_match(&n))
+            .map(|c| c.name.clone())
+            .collect();
+        let advisory = self.not_an_alert.is_match(&n);
+        let alert = !categories.is_empty() && !advisory;
+        let confirmed = !advisory && self.confirms(&n);
+        Classification {
+            alert,
+            categories: if alert { categories } else { Vec::new() },
+            confirmed,
+            advisory,
+        }
+    }
+
+    /// Does normalised text say the police were called? (see module docs)
+    pub fn confirms(&self, normalized: &str) -> bool {
+        sentences(normalized).into_iter().any(|s| {
+            if self.not_called.is_match(s) {
+                return false;
+            }
+            let clauses: Vec<&str> = s.split(',').map(str::trim).collect();
+            let opener_is_question = clauses.len() > 1
+                && clauses.first().is_some_and(|c| self.question.is_match(c));
+            // A clause is a question on its own (`101 gebeld?`), and a sentence
+            // that opens with a question (`heeft iemand, toevallig, 101 gebeld?`)
+            // confirms nothing.
+            !opener_is_question
+                && clauses
+                    .iter()
+                    .any(|c| !self.question.is_match(c) && self.called.is_match(c))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,107 @@
+//! The protocol traps, as sentences. The labelled data set in
+//! `tests/data/` measures the rules as a whole; these pin the hard cases.
+
+use super::*;
+
+fn rules() -> RuleSet {
+    RuleSet::compile(true, None, &["101".to_string(), "112".to_string()]).expect("built-in rules compile")
+}
+
+fn confirmed(text: &str) -> bool {
+    rules().classify(text).confirmed
+}
+
+fn alert(text: &str) -> bool {
+    rules().classify(text).alert
+}
+
+#[test]
+fn the_reference_alert_is_an_alert_about_a_vehicle_and_confirmed() {
+    let c = rules().classify(
+        "Verdachte grijze bestelwagen rijdt traag door de Kerkstraat, 101 is verwittigd",
+    );
+    assert!(c.alert);
+    assert!(c.confirmed);
+    assert_eq!(c.categories, vec!["suspicious_vehicle".to_string()]);
+}
+
+#[test]
+fn the_same_alert_without_the_call_is_not_confirmed() {
+    let c = rules().classify("Verdachte grijze bestelwagen rijdt traag door de Kerkstraat");
+    assert!(c.alert);
+    assert!(!c.confirmed);
+}
+
+#[test]
+fn a_question_about_101_is_not_a_confirmation() {
+    assert!(!confirmed("iemand al 101 gebeld?"));
+    assert!(!confirmed("Quelqu'un a appelé la police ?"));
+    assert!(!confirmed("Has anyone called 101?"));
+    assert!(!confirmed("Heeft iemand, toevallig, 101 gebeld?"));
+}
+
+#[test]
+fn an_imperative_is_not_a_confirmation() {
+    assert!(!confirmed("Bel 101!"));
+    assert!(!confirmed("Appelez le 101 !"));
+    assert!(!confirmed("Call 112 now"));
+}
+
+#[test]
+fn a_negation_is_not_a_confirmation() {
+    assert!(!confirmed("Verdachte man, nog niet gebeld"));
+    assert!(!confirmed("Politie niet verwittigd"));
+    assert!(!confirmed("Je n'ai pas encore appelé la police"));
+    assert!(!confirmed("haven't called the police yet"));
+}
+
+#[test]
+fn an_intention_is_not_a_confirmation() {
+    assert!(!confirmed("Ik ga 101 bellen"));
+    assert!(!confirmed("Je vais appeler le 101"));
+    assert!(!confirmed("I'll call the police"));
+}
+
+#[test]
+fn a_confirmation_next_to_a_question_still_counts() {
+    assert!(confirmed(
+        "Verdachte man in de Dorpsstraat. 101 is verwittigd. Heeft iemand camerabeelden?"
+    ));
+}
+
+#[test]
+fn flemish_words_for_informing_the_police_count() {
+    assert!(confirmed("Politie ingelicht"));
+    assert!(confirmed("de politie is op de hoogte"));
+    assert!(confirmed("politie ter plaatse"));
+    assert!(confirmed("Combi is onderweg"));
+    assert!(confirmed("ja, gebeld"));
+}
+
+#[test]
+fn suspiciously_nice_weather_is_chit_chat() {
+    assert!(!alert("Verdacht lekker weer vandaag"));
+    assert!(!alert("Onze kat is weg"));
+    assert!(!alert("👍 bedankt"));
+}
+
+#[test]
+fn police_advice_is_not_an_alert_and_not_a_confirmation() {
+    let c = rules().classify("Tip van de politie: bel altijd eerst 101 bij een verdachte situatie.");
+    assert!(!c.alert);
+    assert!(!c.confirmed);
+    assert!(c.advisory);
+}
+
+#[test]
+fn a_missing_dog_is_not_a_missing_person() {
+    assert!(!alert("Onze hond wordt vermist sinds vanmorgen"));
+    assert!(alert("Onze zoon van 9 wordt vermist sinds vanmorgen"));
+}
+
+#[test]
+fn emergency_numbers_follow_the_network() {
+    let dutch = RuleSet::compile(true, None, &["112".to_string()]).expect("compile");
+    assert!(dutch.classify("Verdachte man, 112 gebeld").confirmed);
+    assert!(!dutch.confirms(&normalize("heb 0900 gebeld")));
+}

@@ -1,0 +1,263 @@
+//! Start-up: an [`Application`] opens the store, binds its listener (port 0
+//! in tests), and runs the HTTP server, the delivery workers, the hold
+//! sweeper, the config watcher and the janitor under one shutdown signal.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tracing::{error, info, warn};
+
+use crate::config::Config;
+use crate::runtime::Runtime;
+use crate::store::{SledStore, Store};
+use crate::telemetry::Metrics;
+use crate::time::now_ms;
+
+/// The last config reload, for operators.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ReloadStatus {
+    pub last_ok_ms: Option<u64>,
+    pub last_error: Option<String>,
+}
+
+/// Everything the request handlers and workers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub runtime: Arc<watch::Sender<Arc<Runtime>>>,
+    pub store: Arc<dyn Store>,
+    pub metrics: Arc<Metrics>,
+    /// Woken when the outbox gains entries.
+    pub wake: Arc<Notify>,
+    pub reload: Arc<Mutex<ReloadStatus>>,
+    pub config_path: PathBuf,
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    max_body: usize,
+}
+
+/// Start-up choices that the config file does not make (tests use them).
+#[derive(Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Application {
+    pub async fn build(config_path: &Path, overrides: Overrides) -> anyhow::Result<Application> {
+        let config = Config::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+        for w in &config.warnings {
+            warn!("config: {w}");
+        }
+        let data_dir = overrides.data_dir.clone().unwrap_or_else(|| config.server.data_dir.clone());
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+        let store: Arc<dyn Store> = Arc::new(
+            SledStore::open(&data_dir)
+                .with_context(|| format!("cannot open the store in {}", data_dir.display()))?,
+        );
+        let listen = overrides.listen.unwrap_or(config.server.listen);
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let max_body = config.server.max_body_bytes;
+        let runtime = Runtime::new(config, store.clone());
+        let (tx, _) = watch::channel(Arc::new(runtime));
+        let state = AppState {
+            runtime: Arc::new(tx),
+            store,
+            metrics: Arc::new(Metrics::default()),
+            wake: Arc::new(Notify::new()),
+            reload: Arc::new(Mutex::new(ReloadStatus::default())),
+            config_path: config_path.to_path_buf(),
+        };
+        info!(
+            data_dir = %data_dir.display(),
+            pending = state.store.queue_stats().map(|s| s.iter().map(|q| q.depth).sum::<usize>()).unwrap_or(0),
+            "store opened"
+        );
+        Ok(Application {
+            listener,
+            state,
+            max_body,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets the
+    /// workers finish the sends in flight, and flushes the store.
+    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let addr = self.local_addr();
+        let state = self.state.clone();
+        {
+            let rt = state.runtime.borrow().clone();
+            info!(
+                "buurtrelay listening on http://{addr} — network \"{}\", {} groups, {} accounts",
+                rt.config.network.name,
+                rt.config.groups.len(),
+                rt.config.accounts.len()
+            );
+        }
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let delivery = tokio::spawn(crate::delivery::run(state.clone(), stop_rx.clone()));
+        let holds = tokio::spawn(crate::delivery::run_holds(state.clone(), stop_rx.clone()));
+        let watcher = tokio::spawn(watch_config(state.clone(), stop_rx.clone()));
+        let janitor = tokio::spawn(janitor(state.clone(), stop_rx.clone()));
+
+        let app = crate::http::router(state.clone(), self.max_body);
+        let stop_for_server = stop_tx.clone();
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                info!("shutting down: no new requests; finishing sends in flight");
+                let _ = stop_for_server.send(true);
+            })
+            .await
+            .context("http server")?;
+        let _ = stop_tx.send(true);
+        let bound = Duration::from_secs(20);
+        if tokio::time::timeout(bound, async {
+            let _ = delivery.await;
+            let _ = holds.await;
+            let _ = watcher.await;
+            let _ = janitor.await;
+        })
+        .await
+        .is_err()
+        {
+            warn!("workers did not stop within {bound:?}; what is left stays in the outbox");
+        }
+        state.store.flush().await.context("final flush")?;
+        info!("stopped");
+        Ok(())
+    }
+}
+
+/// Reloads the config on SIGHUP and when the file changes; keeps the old one
+/// (and logs every error) when the new one is invalid.
+async fn watch_config(state: AppState, mut stop: watch::Receiver<bool>) {
+    let poll = state.runtime.borrow().config.server.reload_poll;
+    let mut last = std::fs::read(&state.config_path).ok();
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        #[cfg(unix)]
+        let hup_fut = async {
+            match hup.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hup_fut = std::future::pending::<()>();
+        let forced = tokio::select! {
+            _ = hup_fut => true,
+            _ = tokio::time::sleep(poll) => false,
+            _ = stop.changed() => return,
+        };
+        let now = std::fs::read(&state.config_path).ok();
+        if !forced && now == last {
+            continue;
+        }
+        last = now;
+        reload(&state, if forced { "SIGHUP" } else { "file changed" });
+    }
+}
+
+/// Loads the config file again and swaps it in if it is valid.
+pub fn reload(state: &AppState, why: &str) -> bool {
+    match Config::load(&state.config_path) {
+        Ok(cfg) => {
+            let old = state.runtime.borrow().clone();
+            if cfg.server.listen != old.config.server.listen || cfg.server.data_dir != old.config.server.data_dir {
+                warn!("config: server.listen and server.data_dir take effect at the next restart");
+            }
+            for w in &cfg.warnings {
+                warn!("config: {w}");
+            }
+            let groups = cfg.groups.len();
+            let rt = Runtime::new(cfg, state.store.clone());
+            state.runtime.send_replace(Arc::new(rt));
+            state.metrics.inc("buurtrelay_config_reloads_total", &[("result", "ok")]);
+            if let Ok(mut r) = state.reload.lock() {
+                r.last_ok_ms = Some(now_ms());
+                r.last_error = None;
+            }
+            info!(groups, why, "config reloaded");
+            state.wake.notify_waiters();
+            true
+        }
+        Err(errs) => {
+            state.metrics.inc("buurtrelay_config_reloads_total", &[("result", "error")]);
+            for e in &errs.0 {
+                error!("config not reloaded, keeping the running one: {e}");
+            }
+            if let Ok(mut r) = state.reload.lock() {
+                r.last_error = Some(errs.to_string());
+            }
+            false
+        }
+    }
+}
+
+/// Purges dedup marks, cooldowns and alert texts past the retention period.
+async fn janitor(state: AppState, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = stop.changed() => return,
+        }
+        let retention = state.runtime.borrow().config.relay.retention;
+        let cutoff = now_ms().saturating_sub(retention.as_millis() as u64);
+        match state.store.purge_before(cutoff) {
+            Ok(n) if n > 0 => info!(records = n, "purged records past the retention period"),
+            Ok(_) => {}
+            Err(e) => error!(error = %e, "purge failed"),
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

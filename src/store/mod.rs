@@ -1,0 +1,175 @@
+//! Durable state behind one trait: dedup marks, the outbox, reminder
+//! cooldowns, the record of alerts and their delivered copies, and the
+//! sandbox platform's chats.
+//!
+//! The guarantee the ingest path relies on: [`Store::commit_ingest`] writes
+//! the dedup mark and everything derived from the message in ONE atomic
+//! step, and [`Store::flush`] makes it durable before the webhook is
+//! answered. sled is the implementation; the trait is the seam for a shared
+//! PostgreSQL later (outbox claimed with `FOR UPDATE SKIP LOCKED`).
+
+mod sled_store;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+pub use sled_store::SledStore;
+
+use crate::config::{AccountId, GroupId};
+use crate::message::{Outbound, Sent};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed (disk full, I/O error): the webhook answers 503
+    /// so the platform retries later; nothing is half-written.
+    #[error("store: {0}")]
+    Db(#[from] sled::Error),
+    /// A stored record could not be decoded (a bug or a foreign file).
+    #[error("store: corrupt record: {0}")]
+    Corrupt(String),
+}
+
+/// An outbox entry: one message for one chat, until it is delivered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub id: u64,
+    /// The dedup key of the message this entry was derived from.
+    pub origin: String,
+    pub msg: Outbound,
+    pub created_ms: u64,
+    pub attempts: u32,
+    pub next_at_ms: u64,
+    pub last_error: Option<String>,
+}
+
+/// A reminder that may only go out if the member's cooldown allows it; the
+/// check and the new cooldown are part of the same atomic write.
+#[derive(Clone, Debug)]
+pub struct ReminderWrite {
+    pub cooldown_key: String,
+    pub now_ms: u64,
+    pub until_ms: u64,
+    pub msg: Outbound,
+}
+
+/// What the network should remember about an alert (for status pages and
+/// later follow-ups). Text is purged after the retention period.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertRecord {
+    pub origin: String,
+    pub group: GroupId,
+    pub message_id: String,
+    pub categories: Vec<String>,
+    pub confirmed: bool,
+    pub at_ms: u64,
+    pub targets: Vec<GroupId>,
+    pub text: String,
+}
+
+/// Everything one accepted message leads to, written at once.
+#[derive(Clone, Debug, Default)]
+pub struct IngestWrite {
+    pub dedup_key: String,
+    pub at_ms: u64,
+    pub outbox: Vec<Outbound>,
+    pub reminder: Option<ReminderWrite>,
+    pub alert: Option<AlertRecord>,
+    pub held: Option<HeldAlert>,
+}
+
+/// An unconfirmed alert kept back (`relay.unconfirmed = "hold"`), with the
+/// copies it will become when released.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldAlert {
+    pub origin: String,
+    pub until_ms: u64,
+    pub outbox: Vec<Outbound>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IngestResult {
+    /// Seen before (a webhook retry, or another account in the same group).
+    Duplicate,
+    Accepted { queued: usize, reminded: bool },
+}
+
+/// A delivered copy of an origin message in one target group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyRecord {
+    pub group: GroupId,
+    pub account: AccountId,
+    pub chat: String,
+    pub message_id: String,
+    pub sent_ms: u64,
+}
+
+/// A message in a sandbox chat (the built-in demo platform).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxMessage {
+    pub id: String,
+    pub sender: String,
+    pub sender_name: Option<String>,
+    pub text: String,
+    pub reply_to: Option<String>,
+    /// Written by the relay itself.
+    pub from_relay: bool,
+    pub at_ms: u64,
+}
+
+/// Queue depth of one account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct QueueStats {
+    pub account: AccountId,
+    pub depth: usize,
+    pub oldest_ms: Option<u64>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Writes a message's dedup mark and everything derived from it, atomically.
+    fn commit_ingest(&self, w: &IngestWrite) -> Result<IngestResult, StoreError>;
+
+    /// Makes every write so far durable. Concurrent callers share flushes.
+    async fn flush(&self) -> Result<(), StoreError>;
+
+    fn is_seen(&self, dedup_key: &str) -> Result<bool, StoreError>;
+
+    /// Until when (ms) a member may not be reminded again.
+    fn cooldown_until(&self, key: &str) -> Result<Option<u64>, StoreError>;
+
+    /// Pending entries of one account, oldest first.
+    fn pending(&self, account: &AccountId, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
+
+    /// Removes a delivered entry and records the copy, atomically.
+    fn complete(&self, entry: &OutboxEntry, sent: &Sent, at_ms: u64) -> Result<(), StoreError>;
+
+    /// Stores a changed retry state (attempts, next_at_ms, last_error).
+    fn reschedule(&self, entry: &OutboxEntry) -> Result<(), StoreError>;
+
+    /// Moves an entry to the dead letters, atomically.
+    fn dead_letter(&self, entry: &OutboxEntry) -> Result<(), StoreError>;
+
+    fn dead_letters(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
+
+    /// Puts a dead letter back in the outbox for another try.
+    fn resend_dead(&self, id: u64, now_ms: u64) -> Result<bool, StoreError>;
+
+    fn queue_stats(&self) -> Result<Vec<QueueStats>, StoreError>;
+
+    fn copies_of(&self, origin: &str) -> Result<Vec<CopyRecord>, StoreError>;
+
+    fn recent_alerts(&self, limit: usize) -> Result<Vec<AlertRecord>, StoreError>;
+
+    fn sandbox_append(&self, chat: &str, msg: SandboxMessage) -> Result<SandboxMessage, StoreError>;
+
+    fn sandbox_list(&self, chat: &str, limit: usize) -> Result<Vec<SandboxMessage>, StoreError>;
+
+    /// Held alerts whose time is up.
+    fn due_held(&self, now_ms: u64, limit: usize) -> Result<Vec<HeldAlert>, StoreError>;
+
+    /// Ends a hold: removes it and, if `forward`, queues its copies, atomically.
+    fn release_held(&self, held: &HeldAlert, forward: bool, now_ms: u64) -> Result<usize, StoreError>;
+
+    /// Removes dedup marks, cooldowns, alert texts and copies older than `cutoff_ms`.
+    fn purge_before(&self, cutoff_ms: u64) -> Result<usize, StoreError>;
+}

@@ -1,0 +1,523 @@
+//! The embedded sled store (sled 0.34): one database under `data_dir`, one
+//! tree per kind of record, multi-tree transactions for atomic writes.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+use super::*;
+
+pub struct SledStore {
+    db: sled::Db,
+    seen: sled::Tree,
+    outbox: sled::Tree,
+    dead: sled::Tree,
+    cooldown: sled::Tree,
+    alerts: sled::Tree,
+    copies: sled::Tree,
+    sandbox: sled::Tree,
+    held: sled::Tree,
+}
+
+fn enc<T: Serialize>(v: &T) -> Vec<u8> {
+    // Serialising our own plain structs to JSON cannot fail.
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+fn dec<T: DeserializeOwned>(b: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(b).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn outbox_key(account: &AccountId, id: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(account.as_str().len() + 9);
+    k.extend_from_slice(account.as_str().as_bytes());
+    k.push(0);
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+fn held_key(h: &HeldAlert) -> Vec<u8> {
+    let mut k = h.until_ms.to_be_bytes().to_vec();
+    k.extend_from_slice(h.origin.as_bytes());
+    k
+}
+
+fn prefix(s: &str) -> Vec<u8> {
+    let mut k = s.as_bytes().to_vec();
+    k.push(0);
+    k
+}
+
+impl SledStore {
+    /// Opens (or creates) the database in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir.join("buurtrelay.sled"))
+            .mode(sled::Mode::HighThroughput)
+            .flush_every_ms(Some(500))
+            .open()?;
+        Self::from_db(db)
+    }
+
+    /// A throw-away database, for unit tests.
+    pub fn temporary() -> Result<Self, StoreError> {
+        Self::from_db(sled::Config::new().temporary(true).open()?)
+    }
+
+    fn from_db(db: sled::Db) -> Result<Self, StoreError> {
+        Ok(Self {
+            seen: db.open_tree("seen")?,
+            outbox: db.open_tree("outbox")?,
+            dead: db.open_tree("dead")?,
+            cooldown: db.open_tree("cooldown")?,
+            alerts: db.open_tree("alerts")?,
+            copies: db.open_tree("copies")?,
+            sandbox: db.open_tree("sandbox")?,
+            held: db.open_tree("held")?,
+            db,
+        })
+    }
+}
+
+#[derive(Debug)]
+enum Abort {
+    Duplicate,
+}
+
+#[async_trait]
+impl Store for SledStore {
+    fn commit_ingest(&self, w: &IngestWrite) -> Result<IngestResult, StoreError> {
+        let res = (&self.seen, &self.outbox, &self.cooldown, &self.alerts, &self.held).transaction(
+            |(seen, outbox, cooldown, alerts, held)| {
+                if seen.get(w.dedup_key.as_bytes())?.is_some() {
+                    return Err(ConflictableTransactionError::Abort(Abort::Duplicate));
+                }
+                seen.insert(w.dedup_key.as_bytes(), &w.at_ms.to_be_bytes())?;
+                let mut queued = 0;
+                let mut reminded = false;
+                let mut push = |msg: &Outbound| -> Result<(), ConflictableTransactionError<Abort>> {
+                    let id = outbox.generate_id()?;
+                    let entry = OutboxEntry {
+                        id,
+                        origin: w.dedup_key.clone(),
+                        msg: msg.clone(),
+                        created_ms: w.at_ms,
+                        attempts: 0,
+                        next_at_ms: 0,
+                        last_error: None,
+                    };
+                    outbox.insert(outbox_key(&msg.account, id), enc(&entry))?;
+                    queued += 1;
+                    Ok(())
+                };
+                for msg in &w.outbox {
+                    push(msg)?;
+                }
+                if let Some(r) = &w.reminder {
+                    let active = cooldown
+                        .get(r.cooldown_key.as_bytes())?
+                        .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
+                        .is_some_and(|until| until > r.now_ms);
+                    if !active {
+                        cooldown.insert(r.cooldown_key.as_bytes(), &r.until_ms.to_be_bytes())?;
+                        push(&r.msg)?;
+                        reminded = true;
+                    }
+                }
+                if let Some(a) = &w.alert {
+                    let mut key = a.at_ms.to_be_bytes().to_vec();
+                    key.extend_from_slice(a.origin.as_bytes());
+                    alerts.insert(key, enc(a))?;
+                }
+                if let Some(h) = &w.held {
+                    held.insert(held_key(h), enc(h))?;
+                }
+                Ok(IngestResult::Accepted { queued, reminded })
+            },
+        );
+        match res {
+            Ok(r) => Ok(r),
+            Err(TransactionError::Abort(Abort::Duplicate)) => Ok(IngestResult::Duplicate),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+        }
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    fn is_seen(&self, dedup_key: &str) -> Result<bool, StoreError> {
+        Ok(self.seen.contains_key(dedup_key.as_bytes())?)
+    }
+
+    fn cooldown_until(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .cooldown
+            .get(key.as_bytes())?
+            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes)))
+    }
+
+    fn pending(&self, account: &AccountId, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.outbox
+            .scan_prefix(prefix(account.as_str()))
+            .take(limit)
+            .map(|kv| {
+                let (_, v) = kv?;
+                dec(&v)
+            })
+            .collect()
+    }
+
+    fn complete(&self, entry: &OutboxEntry, sent: &Sent, at_ms: u64) -> Result<(), StoreError> {
+        let rec = CopyRecord {
+            group: entry.msg.group.clone(),
+            account: entry.msg.account.clone(),
+            chat: entry.msg.chat.to_string(),
+            message_id: sent.message_id.clone(),
+            sent_ms: at_ms,
+        };
+        let mut ckey = prefix(&entry.origin);
+        ckey.extend_from_slice(entry.msg.group.as_str().as_bytes());
+        let okey = outbox_key(&entry.msg.account, entry.id);
+        (&self.outbox, &self.copies)
+            .transaction(|(outbox, copies)| {
+                outbox.remove(okey.as_slice())?;
+                copies.insert(ckey.as_slice(), enc(&rec))?;
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Storage(e) => StoreError::Db(e),
+                TransactionError::Abort(()) => StoreError::Corrupt("aborted".into()),
+            })
+    }
+
+    fn reschedule(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
+        let key = outbox_key(&entry.msg.account, entry.id);
+        // Only update an entry that is still there (never resurrect one).
+        if self.outbox.contains_key(&key)? {
+            self.outbox.insert(key, enc(entry))?;
+        }
+        Ok(())
+    }
+
+    fn dead_letter(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
+        let okey = outbox_key(&entry.msg.account, entry.id);
+        let dkey = entry.id.to_be_bytes();
+        (&self.outbox, &self.dead)
+            .transaction(|(outbox, dead)| {
+                outbox.remove(okey.as_slice())?;
+                dead.insert(&dkey, enc(entry))?;
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Storage(e) => StoreError::Db(e),
+                TransactionError::Abort(()) => StoreError::Corrupt("aborted".into()),
+            })
+    }
+
+    fn dead_letters(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.dead
+            .iter()
+            .rev()
+            .take(limit)
+            .map(|kv| {
+                let (_, v) = kv?;
+                dec(&v)
+            })
+            .collect()
+    }
+
+    fn resend_dead(&self, id: u64, now_ms: u64) -> Result<bool, StoreError> {
+        let dkey = id.to_be_bytes();
+        let Some(v) = self.dead.get(dkey)? else {
+            return Ok(false);
+        };
+        let mut entry: OutboxEntry = dec(&v)?;
+        entry.attempts = 0;
+        entry.next_at_ms = now_ms;
+        entry.created_ms = now_ms;
+        let okey = outbox_key(&entry.msg.account, entry.id);
+        (&self.outbox, &self.dead)
+            .transaction(|(outbox, dead)| {
+                dead.remove(&dkey)?;
+                outbox.insert(okey.as_slice(), enc(&entry))?;
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Storage(e) => StoreError::Db(e),
+                TransactionError::Abort(()) => StoreError::Corrupt("aborted".into()),
+            })?;
+        Ok(true)
+    }
+
+    fn queue_stats(&self) -> Result<Vec<QueueStats>, StoreError> {
+        let mut out: Vec<QueueStats> = Vec::new();
+        for kv in self.outbox.iter() {
+            let (_, v) = kv?;
+            let e: OutboxEntry = dec(&v)?;
+            match out.iter_mut().find(|s| s.account == e.msg.account) {
+                Some(s) => {
+                    s.depth += 1;
+                    s.oldest_ms = Some(s.oldest_ms.map_or(e.created_ms, |o| o.min(e.created_ms)));
+                }
+                None => out.push(QueueStats {
+                    account: e.msg.account.clone(),
+                    depth: 1,
+                    oldest_ms: Some(e.created_ms),
+                }),
+            }
+        }
+        Ok(out)
+    }
+
+    fn copies_of(&self, origin: &str) -> Result<Vec<CopyRecord>, StoreError> {
+        self.copies
+            .scan_prefix(prefix(origin))
+            .map(|kv| {
+                let (_, v) = kv?;
+                dec(&v)
+            })
+            .collect()
+    }
+
+    fn recent_alerts(&self, limit: usize) -> Result<Vec<AlertRecord>, StoreError> {
+        self.alerts
+            .iter()
+            .rev()
+            .take(limit)
+            .map(|kv| {
+                let (_, v) = kv?;
+                dec(&v)
+            })
+            .collect()
+    }
+
+    fn sandbox_append(&self, chat: &str, mut msg: SandboxMessage) -> Result<SandboxMessage, StoreError> {
+        let id = self.db.generate_id()?;
+        msg.id = id.to_string();
+        let mut key = prefix(chat);
+        key.extend_from_slice(&id.to_be_bytes());
+        self.sandbox.insert(key, enc(&msg))?;
+        Ok(msg)
+    }
+
+    fn sandbox_list(&self, chat: &str, limit: usize) -> Result<Vec<SandboxMessage>, StoreError> {
+        let mut v: Vec<SandboxMessage> = self
+            .sandbox
+            .scan_prefix(prefix(chat))
+            .rev()
+            .take(limit)
+            .map(|kv| {
+                let (_, v) = kv?;
+                dec(&v)
+            })
+            .collect::<Result<_, _>>()?;
+        v.reverse();
+        Ok(v)
+    }
+
+    fn due_held(&self, now_ms: u64, limit: usize) -> Result<Vec<HeldAlert>, StoreError> {
+        self.held
+            .range(..(now_ms + 1).to_be_bytes().to_vec())
+            .take(limit)
+            .map(|kv| {
+                let (_, v) = kv?;
+                dec(&v)
+            })
+            .collect()
+    }
+
+    fn release_held(&self, h: &HeldAlert, forward: bool, now_ms: u64) -> Result<usize, StoreError> {
+        let key = held_key(h);
+        let res = (&self.held, &self.outbox).transaction(|(held, outbox)| {
+            // Released already (by another path): nothing to do, nothing doubled.
+            if held.remove(key.as_slice())?.is_none() {
+                return Ok(0);
+            }
+            let mut n = 0;
+            if forward {
+                for msg in &h.outbox {
+                    let id = outbox.generate_id()?;
+                    let entry = OutboxEntry {
+                        id,
+                        origin: h.origin.clone(),
+                        msg: msg.clone(),
+                        created_ms: now_ms,
+                        attempts: 0,
+                        next_at_ms: 0,
+                        last_error: None,
+                    };
+                    outbox.insert(outbox_key(&msg.account, id), enc(&entry))?;
+                    n += 1;
+                }
+            }
+            Ok::<_, ConflictableTransactionError<()>>(n)
+        });
+        res.map_err(|e| match e {
+            TransactionError::Storage(e) => StoreError::Db(e),
+            TransactionError::Abort(()) => StoreError::Corrupt("aborted".into()),
+        })
+    }
+
+    fn purge_before(&self, cutoff_ms: u64) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for kv in self.seen.iter() {
+            let (k, v) = kv?;
+            let at = v.as_ref().try_into().ok().map(u64::from_be_bytes).unwrap_or(0);
+            if at < cutoff_ms {
+                self.seen.remove(k)?;
+                n += 1;
+            }
+        }
+        for kv in self.cooldown.iter() {
+            let (k, v) = kv?;
+            let until = v.as_ref().try_into().ok().map(u64::from_be_bytes).unwrap_or(0);
+            if until < cutoff_ms {
+                self.cooldown.remove(k)?;
+                n += 1;
+            }
+        }
+        // Alerts are keyed by time: everything before the cutoff goes, with
+        // the copies that belong to it.
+        for kv in self.alerts.range(..cutoff_ms.to_be_bytes().to_vec()) {
+            let (k, v) = kv?;
+            if let Ok(a) = dec::<AlertRecord>(&v) {
+                for c in self.copies.scan_prefix(prefix(&a.origin)).keys() {
+                    self.copies.remove(c?)?;
+                }
+            }
+            self.alerts.remove(k)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ChatId, GroupId};
+    use crate::message::OutboundKind;
+
+    fn msg(group: &str) -> Outbound {
+        Outbound {
+            account: AccountId::parse("sandbox").unwrap(),
+            group: GroupId::parse(group).unwrap(),
+            chat: ChatId::parse(group).unwrap(),
+            text: "[Veulen] test".into(),
+            reply_to: None,
+            kind: OutboundKind::Forward,
+        }
+    }
+
+    fn write(key: &str) -> IngestWrite {
+        IngestWrite {
+            dedup_key: key.into(),
+            at_ms: 1_000,
+            outbox: vec![msg("heers"), msg("batsheers")],
+            reminder: None,
+            alert: None,
+            held: None,
+        }
+    }
+
+    #[test]
+    fn a_message_seen_twice_is_written_once() {
+        let s = SledStore::temporary().unwrap();
+        assert_eq!(
+            s.commit_ingest(&write("sandbox|veulen|1")).unwrap(),
+            IngestResult::Accepted { queued: 2, reminded: false }
+        );
+        assert_eq!(s.commit_ingest(&write("sandbox|veulen|1")).unwrap(), IngestResult::Duplicate);
+        let acc = AccountId::parse("sandbox").unwrap();
+        assert_eq!(s.pending(&acc, 100).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_reminder_inside_the_cooldown_is_not_queued() {
+        let s = SledStore::temporary().unwrap();
+        let rem = |key: &str, now| IngestWrite {
+            dedup_key: key.into(),
+            at_ms: now,
+            outbox: vec![],
+            reminder: Some(ReminderWrite {
+                cooldown_key: "sandbox:jan".into(),
+                now_ms: now,
+                until_ms: now + 1_000,
+                msg: msg("veulen"),
+            }),
+            alert: None,
+            held: None,
+        };
+        assert_eq!(s.commit_ingest(&rem("a", 0)).unwrap(), IngestResult::Accepted { queued: 1, reminded: true });
+        assert_eq!(s.commit_ingest(&rem("b", 500)).unwrap(), IngestResult::Accepted { queued: 0, reminded: false });
+        assert_eq!(s.commit_ingest(&rem("c", 1_500)).unwrap(), IngestResult::Accepted { queued: 1, reminded: true });
+    }
+
+    #[test]
+    fn completing_an_entry_removes_it_and_records_the_copy() {
+        let s = SledStore::temporary().unwrap();
+        s.commit_ingest(&write("o1")).unwrap();
+        let acc = AccountId::parse("sandbox").unwrap();
+        let first = s.pending(&acc, 1).unwrap().remove(0);
+        s.complete(&first, &Sent { message_id: "42".into() }, 2_000).unwrap();
+        assert_eq!(s.pending(&acc, 100).unwrap().len(), 1);
+        let copies = s.copies_of("o1").unwrap();
+        assert_eq!(copies.len(), 1);
+        assert_eq!(copies[0].message_id, "42");
+    }
+
+    #[test]
+    fn a_dead_letter_can_be_sent_again() {
+        let s = SledStore::temporary().unwrap();
+        s.commit_ingest(&write("o1")).unwrap();
+        let acc = AccountId::parse("sandbox").unwrap();
+        let first = s.pending(&acc, 1).unwrap().remove(0);
+        s.dead_letter(&first).unwrap();
+        assert_eq!(s.dead_letters(10).unwrap().len(), 1);
+        assert_eq!(s.pending(&acc, 100).unwrap().len(), 1);
+        assert!(s.resend_dead(first.id, 5_000).unwrap());
+        assert_eq!(s.pending(&acc, 100).unwrap().len(), 2);
+        assert!(s.dead_letters(10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_outbox_survives_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = SledStore::open(dir.path()).unwrap();
+            s.commit_ingest(&write("o1")).unwrap();
+            futures_flush(&s);
+        }
+        let s = SledStore::open(dir.path()).unwrap();
+        let acc = AccountId::parse("sandbox").unwrap();
+        assert_eq!(s.pending(&acc, 100).unwrap().len(), 2);
+        assert!(s.is_seen("o1").unwrap());
+    }
+
+    #[test]
+    fn a_held_alert_is_released_once() {
+        let s = SledStore::temporary().unwrap();
+        let mut w = write("o1");
+        let copies = std::mem::take(&mut w.outbox);
+        w.held = Some(HeldAlert { origin: "o1".into(), until_ms: 5_000, outbox: copies });
+        s.commit_ingest(&w).unwrap();
+        let acc = AccountId::parse("sandbox").unwrap();
+        assert!(s.pending(&acc, 10).unwrap().is_empty());
+        assert!(s.due_held(4_999, 10).unwrap().is_empty());
+        let due = s.due_held(5_000, 10).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(s.release_held(&due[0], true, 5_000).unwrap(), 2);
+        assert_eq!(s.release_held(&due[0], true, 5_000).unwrap(), 0);
+        assert_eq!(s.pending(&acc, 10).unwrap().len(), 2);
+    }
+
+    fn futures_flush(s: &SledStore) {
+        s.db.flush().unwrap();
+    }
+}

@@ -1,0 +1,176 @@
+//! Logs (tracing) and metrics (Prometheus text format).
+//!
+//! Log fields name groups, accounts and chats; never phone numbers, user ids
+//! or message text at info level.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global subscriber. `RUST_LOG` overrides the default level.
+pub fn init(default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
+}
+
+/// A short, stable, non-reversible tag for a user id, for debug logs.
+pub fn mask_id(id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(id.as_bytes());
+    format!("u-{}", hex::encode(&h[..4]))
+}
+
+const BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
+type Key = (&'static str, String);
+
+/// A small in-process registry: counters and histograms with labels.
+#[derive(Default)]
+pub struct Metrics {
+    counters: Mutex<BTreeMap<Key, u64>>,
+    histograms: Mutex<BTreeMap<Key, Histogram>>,
+}
+
+const HELP: &[(&str, &str, &str)] = &[
+    ("buurtrelay_messages_in_total", "counter", "Inbound events by platform and outcome."),
+    ("buurtrelay_webhook_rejected_total", "counter", "Webhook requests refused, by reason."),
+    ("buurtrelay_alerts_total", "counter", "Alerts recognised, by whether the police were called."),
+    ("buurtrelay_reminders_total", "counter", "Reminders queued."),
+    ("buurtrelay_forwards_total", "counter", "Copies queued for other groups."),
+    ("buurtrelay_held_total", "counter", "Unconfirmed alerts held, and how holds ended."),
+    ("buurtrelay_sends_total", "counter", "Send attempts by account and outcome."),
+    ("buurtrelay_dead_letters_total", "counter", "Entries given up on and kept as dead letters."),
+    ("buurtrelay_config_reloads_total", "counter", "Config reloads by result."),
+    ("buurtrelay_send_seconds", "histogram", "Platform send latency."),
+    ("buurtrelay_queue_depth", "gauge", "Outbox entries waiting, per account."),
+    ("buurtrelay_queue_oldest_seconds", "gauge", "Age of the oldest waiting entry, per account."),
+    ("buurtrelay_dead_letters", "gauge", "Dead letters kept."),
+];
+
+fn labels(l: &[(&str, &str)]) -> String {
+    let mut s = String::new();
+    for (i, (k, v)) in l.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        let v = v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+        let _ = write!(s, "{k}=\"{v}\"");
+    }
+    s
+}
+
+impl Metrics {
+    pub fn inc(&self, name: &'static str, l: &[(&str, &str)]) {
+        self.add(name, l, 1);
+    }
+
+    pub fn add(&self, name: &'static str, l: &[(&str, &str)], n: u64) {
+        if let Ok(mut c) = self.counters.lock() {
+            *c.entry((name, labels(l))).or_default() += n;
+        }
+    }
+
+    pub fn get(&self, name: &'static str, l: &[(&str, &str)]) -> u64 {
+        self.counters
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&(name, labels(l))).copied())
+            .unwrap_or(0)
+    }
+
+    pub fn observe(&self, name: &'static str, l: &[(&str, &str)], secs: f64) {
+        if let Ok(mut h) = self.histograms.lock() {
+            let h = h.entry((name, labels(l))).or_default();
+            for (i, b) in BUCKETS.iter().enumerate() {
+                if secs <= *b {
+                    h.counts[i] += 1;
+                }
+            }
+            h.sum += secs;
+            h.count += 1;
+        }
+    }
+
+    /// Renders everything, plus gauges computed by the caller at scrape time.
+    pub fn render(&self, gauges: &[(&'static str, String, f64)]) -> String {
+        let mut out = String::new();
+        let mut written = std::collections::BTreeSet::new();
+        let mut head = |out: &mut String, name: &str| {
+            if written.insert(name.to_string()) {
+                if let Some((_, kind, help)) = HELP.iter().find(|h| h.0 == name) {
+                    let _ = writeln!(out, "# HELP {name} {help}");
+                    let _ = writeln!(out, "# TYPE {name} {kind}");
+                }
+            }
+        };
+        if let Ok(c) = self.counters.lock() {
+            for ((name, l), v) in c.iter() {
+                head(&mut out, name);
+                let _ = writeln!(out, "{name}{} {v}", braces(l));
+            }
+        }
+        if let Ok(h) = self.histograms.lock() {
+            for ((name, l), h) in h.iter() {
+                head(&mut out, name);
+                let sep = if l.is_empty() { "" } else { "," };
+                for (i, b) in BUCKETS.iter().enumerate() {
+                    let _ = writeln!(out, "{name}_bucket{{{l}{sep}le=\"{b}\"}} {}", h.counts[i]);
+                }
+                let _ = writeln!(out, "{name}_bucket{{{l}{sep}le=\"+Inf\"}} {}", h.count);
+                let _ = writeln!(out, "{name}_sum{} {}", braces(l), h.sum);
+                let _ = writeln!(out, "{name}_count{} {}", braces(l), h.count);
+            }
+        }
+        for (name, l, v) in gauges {
+            head(&mut out, name);
+            let _ = writeln!(out, "{name}{} {v}", braces(l));
+        }
+        out
+    }
+}
+
+fn braces(l: &str) -> String {
+    if l.is_empty() { String::new() } else { format!("{{{l}}}") }
+}
+
+pub fn gauge_labels(l: &[(&str, &str)]) -> String {
+    labels(l)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_render_in_prometheus_text_format() {
+        let m = Metrics::default();
+        m.inc("buurtrelay_sends_total", &[("account", "sandbox"), ("outcome", "ok")]);
+        m.inc("buurtrelay_sends_total", &[("account", "sandbox"), ("outcome", "ok")]);
+        m.observe("buurtrelay_send_seconds", &[("account", "sandbox")], 0.02);
+        let text = m.render(&[("buurtrelay_queue_depth", gauge_labels(&[("account", "sandbox")]), 3.0)]);
+        assert!(text.contains("# TYPE buurtrelay_sends_total counter"));
+        assert!(text.contains("buurtrelay_sends_total{account=\"sandbox\",outcome=\"ok\"} 2"));
+        assert!(text.contains("buurtrelay_send_seconds_bucket{account=\"sandbox\",le=\"0.025\"} 1"));
+        assert!(text.contains("buurtrelay_send_seconds_bucket{account=\"sandbox\",le=\"0.01\"} 0"));
+        assert!(text.contains("buurtrelay_queue_depth{account=\"sandbox\"} 3"));
+    }
+
+    #[test]
+    fn a_masked_id_does_not_contain_the_number() {
+        let m = mask_id("+32475123456");
+        assert!(!m.contains("475"));
+        assert_eq!(m, mask_id("+32475123456"));
+    }
+}
