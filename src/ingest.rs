@@ -25,19 +25,25 @@ pub enum Outcome {
 pub async fn handle(state: &AppState, rt: &Runtime, ev: Inbound) -> Result<Outcome, StoreError> {
     match ev {
         Inbound::Ignored { reason } => {
-            state.metrics.inc("buurtrelay_messages_in_total", &[("outcome", "ignored")]);
+            state
+                .metrics
+                .inc("buurtrelay_messages_in_total", &[("outcome", "ignored")]);
             debug!(reason, "event ignored");
             Ok(Outcome::Ignored(reason))
         }
         Inbound::ChatMigrated { platform, from, to } => {
-            state.metrics.inc("buurtrelay_messages_in_total", &[("outcome", "migrated")]);
+            state
+                .metrics
+                .inc("buurtrelay_messages_in_total", &[("outcome", "migrated")]);
             match rt.config.group_by_chat(platform, &from) {
                 Some(g) => error!(
                     group = %g.id, old_chat = %from, new_chat = %to,
                     "telegram group `{}` was upgraded to a supergroup: change its line `chat = \"{from}\"` to `chat = \"{to}\"` in {}",
                     g.id, rt.config.file.display()
                 ),
-                None => warn!(old_chat = %from, new_chat = %to, "a chat that is not in the config was migrated"),
+                None => {
+                    warn!(old_chat = %from, new_chat = %to, "a chat that is not in the config was migrated")
+                }
             }
             Ok(Outcome::Ignored("chat migrated"))
         }
@@ -45,29 +51,36 @@ pub async fn handle(state: &AppState, rt: &Runtime, ev: Inbound) -> Result<Outco
     }
 }
 
-async fn handle_message(state: &AppState, rt: &Runtime, m: InboundMessage) -> Result<Outcome, StoreError> {
+async fn handle_message(
+    state: &AppState,
+    rt: &Runtime,
+    m: InboundMessage,
+) -> Result<Outcome, StoreError> {
     let platform = m.platform.as_str();
     let cfg = &rt.config;
     let Some(group) = cfg.group_by_chat(m.platform, &m.chat) else {
-        state
-            .metrics
-            .inc("buurtrelay_messages_in_total", &[("platform", platform), ("outcome", "unknown_chat")]);
+        state.metrics.inc(
+            "buurtrelay_messages_in_total",
+            &[("platform", platform), ("outcome", "unknown_chat")],
+        );
         info!(platform, account = %m.account, chat = %m.chat, "message from a chat that is not in the config: ignored");
         return Ok(Outcome::UnknownChat);
     };
     if m.edit.is_some() {
         // Edits reach the copies in a later version (thread map); the
         // original was already handled when it was first posted.
-        state
-            .metrics
-            .inc("buurtrelay_messages_in_total", &[("platform", platform), ("outcome", "edit")]);
+        state.metrics.inc(
+            "buurtrelay_messages_in_total",
+            &[("platform", platform), ("outcome", "edit")],
+        );
         return Ok(Outcome::Ignored("edits are not relayed yet"));
     }
     let key = m.dedup_key();
     if state.store.is_seen(&key)? {
-        state
-            .metrics
-            .inc("buurtrelay_messages_in_total", &[("platform", platform), ("outcome", "duplicate")]);
+        state.metrics.inc(
+            "buurtrelay_messages_in_total",
+            &[("platform", platform), ("outcome", "duplicate")],
+        );
         return Ok(Outcome::Duplicate);
     }
     let now = now_ms();
@@ -95,7 +108,10 @@ async fn handle_message(state: &AppState, rt: &Runtime, m: InboundMessage) -> Re
                 }
             }
             Action::Remind {
-                text, cooldown_key, reply_to, ..
+                text,
+                cooldown_key,
+                reply_to,
+                ..
             } => {
                 w.reminder = Some(ReminderWrite {
                     cooldown_key: cooldown_key.clone(),
@@ -111,7 +127,9 @@ async fn handle_message(state: &AppState, rt: &Runtime, m: InboundMessage) -> Re
                     },
                 });
             }
-            Action::Hold { until_ms, targets, .. } => {
+            Action::Hold {
+                until_ms, targets, ..
+            } => {
                 let text = relay::forward_text(cfg, group, &m, true);
                 let outbox = targets
                     .iter()
@@ -152,22 +170,30 @@ async fn handle_message(state: &AppState, rt: &Runtime, m: InboundMessage) -> Re
 
     match result {
         IngestResult::Duplicate => {
-            state
-                .metrics
-                .inc("buurtrelay_messages_in_total", &[("platform", platform), ("outcome", "duplicate")]);
+            state.metrics.inc(
+                "buurtrelay_messages_in_total",
+                &[("platform", platform), ("outcome", "duplicate")],
+            );
             Ok(Outcome::Duplicate)
         }
         IngestResult::Accepted { queued, reminded } => {
             let outcome = if decision.alert { "alert" } else { "no_action" };
-            state
-                .metrics
-                .inc("buurtrelay_messages_in_total", &[("platform", platform), ("outcome", outcome)]);
+            state.metrics.inc(
+                "buurtrelay_messages_in_total",
+                &[("platform", platform), ("outcome", outcome)],
+            );
             if decision.alert {
                 let called = if decision.confirmed { "yes" } else { "no" };
-                state.metrics.inc("buurtrelay_alerts_total", &[("police_called", called)]);
-                state.metrics.add("buurtrelay_forwards_total", &[], forwarded.len() as u64);
+                state
+                    .metrics
+                    .inc("buurtrelay_alerts_total", &[("police_called", called)]);
+                state
+                    .metrics
+                    .add("buurtrelay_forwards_total", &[], forwarded.len() as u64);
                 if w.held.is_some() {
-                    state.metrics.inc("buurtrelay_held_total", &[("event", "held")]);
+                    state
+                        .metrics
+                        .inc("buurtrelay_held_total", &[("event", "held")]);
                 }
                 info!(
                     group = %group.id,

@@ -6,12 +6,12 @@
 //! workers send through the platform adapters.
 
 pub mod config;
-pub mod protocol;
 pub mod delivery;
 pub mod http;
 pub mod ingest;
 pub mod message;
 pub mod platform;
+pub mod protocol;
 pub mod relay;
 pub mod routing;
 pub mod runtime;

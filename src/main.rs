@@ -1,6 +1,6 @@
 //! The command line: `serve`, `check-config`, `simulate`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -11,7 +11,11 @@ use buurtrelay::relay::{self, Action};
 use buurtrelay::startup::{Application, Overrides, shutdown_signal};
 
 #[derive(Parser)]
-#[command(name = "buurtrelay", version, about = "Relay bot for neighbourhood-watch chat groups: call 101 first, then post.")]
+#[command(
+    name = "buurtrelay",
+    version,
+    about = "Relay bot for neighbourhood-watch chat groups: call 101 first, then post."
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -55,15 +59,29 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Serve { config, listen, data_dir } => serve(config, Overrides { listen, data_dir }),
+        Cmd::Serve {
+            config,
+            listen,
+            data_dir,
+        } => serve(config, Overrides { listen, data_dir }),
         Cmd::CheckConfig { file } => check(&file),
-        Cmd::Simulate { config, group, sender, name, json, text } => simulate(&config, &group, &sender, name, json, &text),
+        Cmd::Simulate {
+            config,
+            group,
+            sender,
+            name,
+            json,
+            text,
+        } => simulate(&config, &group, &sender, name, json, &text),
     }
 }
 
 fn serve(config: PathBuf, overrides: Overrides) -> ExitCode {
     buurtrelay::telemetry::init("info,sled=warn,hyper=warn");
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
@@ -83,7 +101,7 @@ fn serve(config: PathBuf, overrides: Overrides) -> ExitCode {
     }
 }
 
-fn check(file: &PathBuf) -> ExitCode {
+fn check(file: &Path) -> ExitCode {
     match Config::load(file) {
         Ok(cfg) => {
             for w in &cfg.warnings {
@@ -110,7 +128,14 @@ fn check(file: &PathBuf) -> ExitCode {
     }
 }
 
-fn simulate(config: &PathBuf, group: &str, sender: &str, name: Option<String>, json: bool, text: &str) -> ExitCode {
+fn simulate(
+    config: &Path,
+    group: &str,
+    sender: &str,
+    name: Option<String>,
+    json: bool,
+    text: &str,
+) -> ExitCode {
     let cfg = match Config::load(config) {
         Ok(c) => c,
         Err(errs) => {
@@ -128,13 +153,23 @@ fn simulate(config: &PathBuf, group: &str, sender: &str, name: Option<String>, j
         platform: g.platform,
         chat: ChatId::parse(g.chat.as_str()).unwrap_or_else(|_| g.chat.clone()),
         message_id: "1".into(),
-        sender: Sender { id: sender.to_string(), name, is_bot: false },
+        sender: Sender {
+            id: sender.to_string(),
+            name,
+            is_bot: false,
+        },
         text: text.to_string(),
         reply_to: None,
         at_ms: 0,
         edit: None,
     };
-    let d = relay::decide(&cfg, g, &msg, &Default::default(), buurtrelay::time::now_ms());
+    let d = relay::decide(
+        &cfg,
+        g,
+        &msg,
+        &Default::default(),
+        buurtrelay::time::now_ms(),
+    );
     if json {
         match serde_json::to_string_pretty(&d) {
             Ok(s) => println!("{s}"),
@@ -146,18 +181,38 @@ fn simulate(config: &PathBuf, group: &str, sender: &str, name: Option<String>, j
         return ExitCode::SUCCESS;
     }
     println!("alert:      {}", if d.alert { "yes" } else { "no" });
-    println!("categories: {}", if d.categories.is_empty() { "-".to_string() } else { d.categories.join(", ") });
-    println!("police called (confirmed): {}", if d.confirmed { "yes" } else { "no" });
+    println!(
+        "categories: {}",
+        if d.categories.is_empty() {
+            "-".to_string()
+        } else {
+            d.categories.join(", ")
+        }
+    );
+    println!(
+        "police called (confirmed): {}",
+        if d.confirmed { "yes" } else { "no" }
+    );
     println!("sender role: {}", d.role);
     println!("actions:");
     for a in &d.actions {
         match a {
             Action::Remind { group, text, .. } => println!("  remind  in {group}: {text}"),
-            Action::Forward { group, text } => println!("  forward to {group}: {}", text.replace('\n', " ⏎ ")),
-            Action::Hold { group, until_ms, targets } => println!(
+            Action::Forward { group, text } => {
+                println!("  forward to {group}: {}", text.replace('\n', " ⏎ "))
+            }
+            Action::Hold {
+                group,
+                until_ms,
+                targets,
+            } => println!(
                 "  hold    in {group} for {}s, then to {}",
                 until_ms.saturating_sub(buurtrelay::time::now_ms()) / 1000,
-                targets.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+                targets
+                    .iter()
+                    .map(|t| t.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             Action::None { group, reason } => println!("  none    in {group}: {reason}"),
         }

@@ -41,7 +41,10 @@ impl InboundMessage {
     pub fn dedup_key(&self) -> String {
         match self.edit {
             None => format!("{}|{}|{}", self.platform, self.chat, self.message_id),
-            Some(v) => format!("{}|{}|{}|edit{}", self.platform, self.chat, self.message_id, v),
+            Some(v) => format!(
+                "{}|{}|{}|edit{}",
+                self.platform, self.chat, self.message_id, v
+            ),
         }
     }
 }
@@ -57,7 +60,9 @@ pub enum Inbound {
         to: ChatId,
     },
     /// Parsed and deliberately not acted on (service message, sticker, ...).
-    Ignored { reason: &'static str },
+    Ignored {
+        reason: &'static str,
+    },
 }
 
 /// Why an outbox entry exists; also its delivery priority (lower first).

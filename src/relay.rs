@@ -95,7 +95,11 @@ pub fn decide(
             confirmed: false,
             advisory: false,
         };
-        return none("relay", &c, "written by a bot or by the relay itself: never relayed");
+        return none(
+            "relay",
+            &c,
+            "written by a bot or by the relay itself: never relayed",
+        );
     }
     let c = cfg.rules.classify(&msg.text);
     let role = if group.coordinators.contains(&msg.sender.id) {
@@ -164,7 +168,11 @@ pub fn decide(
 /// The member's name as the config allows it: never a phone number or id.
 pub fn attribution(cfg: &Config, msg: &InboundMessage) -> Option<String> {
     let name = msg.sender.name.as_deref()?.trim();
-    if name.is_empty() || name.chars().any(|c| c.is_ascii_digit() || c == '@' || c == '+') {
+    if name.is_empty()
+        || name
+            .chars()
+            .any(|c| c.is_ascii_digit() || c == '@' || c == '+')
+    {
         return None;
     }
     let picked: String = match cfg.relay.attribution {
@@ -198,7 +206,12 @@ fn fill(template: &str, cfg: &Config, village: &str, name: Option<&str>, text: &
         .replace("{text}", text)
 }
 
-pub fn forward_text(cfg: &Config, origin: &Group, msg: &InboundMessage, unconfirmed: bool) -> String {
+pub fn forward_text(
+    cfg: &Config,
+    origin: &Group,
+    msg: &InboundMessage,
+    unconfirmed: bool,
+) -> String {
     let texts = cfg.texts_for(origin);
     let mut body = msg.text.trim().to_string();
     if cfg.relay.mask_phone_numbers {
@@ -293,9 +306,18 @@ chat = "opheers"
     #[test]
     fn a_confirmed_alert_goes_to_every_other_village_with_its_name() {
         let c = cfg("");
-        let d = run(&c, &msg("m1", Some("Jan Peeters"), &format!("{ALERT}, 101 is verwittigd")));
+        let d = run(
+            &c,
+            &msg(
+                "m1",
+                Some("Jan Peeters"),
+                &format!("{ALERT}, 101 is verwittigd"),
+            ),
+        );
         assert_eq!(kinds(&d), ["forward:heers", "forward:opheers"]);
-        let Action::Forward { text, .. } = &d.actions[0] else { panic!() };
+        let Action::Forward { text, .. } = &d.actions[0] else {
+            panic!()
+        };
         assert!(text.starts_with("[Veulen] Jan: Verdachte"), "{text}");
         assert!(!text.contains("Peeters"));
     }
@@ -304,19 +326,32 @@ chat = "opheers"
     fn an_unconfirmed_alert_from_a_member_gets_a_reminder_and_is_forwarded_with_a_note() {
         let c = cfg("");
         let d = run(&c, &msg("m1", Some("Jan"), ALERT));
-        assert_eq!(kinds(&d), ["remind:veulen", "forward:heers", "forward:opheers"]);
-        let Action::Remind { text, reply_to, .. } = &d.actions[0] else { panic!() };
+        assert_eq!(
+            kinds(&d),
+            ["remind:veulen", "forward:heers", "forward:opheers"]
+        );
+        let Action::Remind { text, reply_to, .. } = &d.actions[0] else {
+            panic!()
+        };
         assert!(text.contains("101"), "{text}");
         assert_eq!(reply_to, "7");
-        let Action::Forward { text, .. } = &d.actions[1] else { panic!() };
+        let Action::Forward { text, .. } = &d.actions[1] else {
+            panic!()
+        };
         assert!(text.contains("niet vermeld"), "{text}");
     }
 
     #[test]
     fn coordinators_and_police_are_never_reminded() {
         let c = cfg("");
-        assert_eq!(kinds(&run(&c, &msg("coord", None, ALERT))), ["forward:heers", "forward:opheers"]);
-        assert_eq!(kinds(&run(&c, &msg("wijkagent", None, ALERT))), ["forward:heers", "forward:opheers"]);
+        assert_eq!(
+            kinds(&run(&c, &msg("coord", None, ALERT))),
+            ["forward:heers", "forward:opheers"]
+        );
+        assert_eq!(
+            kinds(&run(&c, &msg("wijkagent", None, ALERT))),
+            ["forward:heers", "forward:opheers"]
+        );
     }
 
     #[test]
@@ -329,13 +364,20 @@ chat = "opheers"
     #[test]
     fn with_drop_an_unconfirmed_alert_stays_in_its_group() {
         let c = cfg("[relay]\nunconfirmed = \"drop\"");
-        assert_eq!(kinds(&run(&c, &msg("m1", None, ALERT))), ["remind:veulen", "none:veulen"]);
+        assert_eq!(
+            kinds(&run(&c, &msg("m1", None, ALERT))),
+            ["remind:veulen", "none:veulen"]
+        );
     }
 
     #[test]
     fn chit_chat_is_neither_forwarded_nor_answered() {
         let c = cfg("");
-        for t in ["Onze kat is weg", "👍 bedankt", "Verdacht lekker weer vandaag"] {
+        for t in [
+            "Onze kat is weg",
+            "👍 bedankt",
+            "Verdacht lekker weer vandaag",
+        ] {
             assert_eq!(kinds(&run(&c, &msg("m1", None, t))), ["none:veulen"], "{t}");
         }
     }
@@ -352,8 +394,17 @@ chat = "opheers"
     #[test]
     fn a_phone_number_as_display_name_is_never_shown() {
         let c = cfg("");
-        let d = run(&c, &msg("m1", Some("+32 475 12 34 56"), &format!("{ALERT}, 101 gebeld")));
-        let Action::Forward { text, .. } = &d.actions[0] else { panic!() };
+        let d = run(
+            &c,
+            &msg(
+                "m1",
+                Some("+32 475 12 34 56"),
+                &format!("{ALERT}, 101 gebeld"),
+            ),
+        );
+        let Action::Forward { text, .. } = &d.actions[0] else {
+            panic!()
+        };
         assert!(text.starts_with("[Veulen]: Verdachte"), "{text}");
     }
 
@@ -363,14 +414,19 @@ chat = "opheers"
             mask_phone_numbers("bel me op 0475 12 34 56 of +32 11 12 34 56, 101 gebeld"),
             "bel me op [☎] of [☎], 101 gebeld"
         );
-        assert_eq!(mask_phone_numbers("plaat 1-ABC-234 om 22u30"), "plaat 1-ABC-234 om 22u30");
+        assert_eq!(
+            mask_phone_numbers("plaat 1-ABC-234 om 22u30"),
+            "plaat 1-ABC-234 om 22u30"
+        );
     }
 
     #[test]
     fn attribution_none_names_only_the_village() {
         let c = cfg("[relay]\nattribution = \"none\"");
         let d = run(&c, &msg("m1", Some("Jan"), &format!("{ALERT}, 101 gebeld")));
-        let Action::Forward { text, .. } = &d.actions[0] else { panic!() };
+        let Action::Forward { text, .. } = &d.actions[0] else {
+            panic!()
+        };
         assert!(!text.contains("Jan"), "{text}");
     }
 }

@@ -75,7 +75,10 @@ chat = "batsheers"
     fn without_routes_an_alert_goes_to_every_other_group() {
         let c = cfg("");
         let origin = c.group(&GroupId::parse("veulen").unwrap()).unwrap();
-        assert_eq!(ids(targets(&c, origin, &["burglary_theft".into()])), ["heers", "batsheers"]);
+        assert_eq!(
+            ids(targets(&c, origin, &["burglary_theft".into()])),
+            ["heers", "batsheers"]
+        );
     }
 
     #[test]
@@ -89,12 +92,16 @@ chat = "batsheers"
 
     #[test]
     fn a_category_route_applies_only_to_its_categories() {
-        let c = cfg(
-            "[[routes]]\nfrom = \"*\"\nto = \"neighbours\"\n\
-             [[routes]]\nfrom = [\"veulen\"]\nto = \"all\"\ncategories = [\"missing_person\"]\n",
-        );
+        let c = cfg("[[routes]]\nfrom = \"*\"\nto = \"neighbours\"\n\
+             [[routes]]\nfrom = [\"veulen\"]\nto = \"all\"\ncategories = [\"missing_person\"]\n");
         let origin = c.group(&GroupId::parse("veulen").unwrap()).unwrap();
-        assert_eq!(ids(targets(&c, origin, &["burglary_theft".into()])), ["heers"]);
-        assert_eq!(ids(targets(&c, origin, &["missing_person".into()])), ["heers", "batsheers"]);
+        assert_eq!(
+            ids(targets(&c, origin, &["burglary_theft".into()])),
+            ["heers"]
+        );
+        assert_eq!(
+            ids(targets(&c, origin, &["missing_person".into()])),
+            ["heers", "batsheers"]
+        );
     }
 }

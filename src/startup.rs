@@ -42,6 +42,9 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     max_body: usize,
+    /// The config file as loaded, so a change made before the watcher
+    /// starts is still seen as a change.
+    loaded: Option<Vec<u8>>,
 }
 
 /// Start-up choices that the config file does not make (tests use them).
@@ -53,11 +56,15 @@ pub struct Overrides {
 
 impl Application {
     pub async fn build(config_path: &Path, overrides: Overrides) -> anyhow::Result<Application> {
+        let loaded = std::fs::read(config_path).ok();
         let config = Config::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
         for w in &config.warnings {
             warn!("config: {w}");
         }
-        let data_dir = overrides.data_dir.clone().unwrap_or_else(|| config.server.data_dir.clone());
+        let data_dir = overrides
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| config.server.data_dir.clone());
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
         let store: Arc<dyn Store> = Arc::new(
@@ -88,6 +95,7 @@ impl Application {
             listener,
             state,
             max_body,
+            loaded,
         })
     }
 
@@ -107,7 +115,10 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then stops accepting, lets the
     /// workers finish the sends in flight, and flushes the store.
-    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let addr = self.local_addr();
         let state = self.state.clone();
         {
@@ -122,7 +133,11 @@ impl Application {
         let (stop_tx, stop_rx) = watch::channel(false);
         let delivery = tokio::spawn(crate::delivery::run(state.clone(), stop_rx.clone()));
         let holds = tokio::spawn(crate::delivery::run_holds(state.clone(), stop_rx.clone()));
-        let watcher = tokio::spawn(watch_config(state.clone(), stop_rx.clone()));
+        let watcher = tokio::spawn(watch_config(
+            state.clone(),
+            self.loaded.clone(),
+            stop_rx.clone(),
+        ));
         let janitor = tokio::spawn(janitor(state.clone(), stop_rx.clone()));
 
         let app = crate::http::router(state.clone(), self.max_body);
@@ -156,9 +171,8 @@ impl Application {
 
 /// Reloads the config on SIGHUP and when the file changes; keeps the old one
 /// (and logs every error) when the new one is invalid.
-async fn watch_config(state: AppState, mut stop: watch::Receiver<bool>) {
+async fn watch_config(state: AppState, mut last: Option<Vec<u8>>, mut stop: watch::Receiver<bool>) {
     let poll = state.runtime.borrow().config.server.reload_poll;
-    let mut last = std::fs::read(&state.config_path).ok();
     #[cfg(unix)]
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     loop {
@@ -192,7 +206,9 @@ pub fn reload(state: &AppState, why: &str) -> bool {
     match Config::load(&state.config_path) {
         Ok(cfg) => {
             let old = state.runtime.borrow().clone();
-            if cfg.server.listen != old.config.server.listen || cfg.server.data_dir != old.config.server.data_dir {
+            if cfg.server.listen != old.config.server.listen
+                || cfg.server.data_dir != old.config.server.data_dir
+            {
                 warn!("config: server.listen and server.data_dir take effect at the next restart");
             }
             for w in &cfg.warnings {
@@ -201,7 +217,9 @@ pub fn reload(state: &AppState, why: &str) -> bool {
             let groups = cfg.groups.len();
             let rt = Runtime::new(cfg, state.store.clone());
             state.runtime.send_replace(Arc::new(rt));
-            state.metrics.inc("buurtrelay_config_reloads_total", &[("result", "ok")]);
+            state
+                .metrics
+                .inc("buurtrelay_config_reloads_total", &[("result", "ok")]);
             if let Ok(mut r) = state.reload.lock() {
                 r.last_ok_ms = Some(now_ms());
                 r.last_error = None;
@@ -211,7 +229,9 @@ pub fn reload(state: &AppState, why: &str) -> bool {
             true
         }
         Err(errs) => {
-            state.metrics.inc("buurtrelay_config_reloads_total", &[("result", "error")]);
+            state
+                .metrics
+                .inc("buurtrelay_config_reloads_total", &[("result", "error")]);
             for e in &errs.0 {
                 error!("config not reloaded, keeping the running one: {e}");
             }

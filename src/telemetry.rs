@@ -25,7 +25,9 @@ pub fn mask_id(id: &str) -> String {
     format!("u-{}", hex::encode(&h[..4]))
 }
 
-const BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 #[derive(Default)]
 struct Histogram {
@@ -44,18 +46,62 @@ pub struct Metrics {
 }
 
 const HELP: &[(&str, &str, &str)] = &[
-    ("buurtrelay_messages_in_total", "counter", "Inbound events by platform and outcome."),
-    ("buurtrelay_webhook_rejected_total", "counter", "Webhook requests refused, by reason."),
-    ("buurtrelay_alerts_total", "counter", "Alerts recognised, by whether the police were called."),
+    (
+        "buurtrelay_messages_in_total",
+        "counter",
+        "Inbound events by platform and outcome.",
+    ),
+    (
+        "buurtrelay_webhook_rejected_total",
+        "counter",
+        "Webhook requests refused, by reason.",
+    ),
+    (
+        "buurtrelay_alerts_total",
+        "counter",
+        "Alerts recognised, by whether the police were called.",
+    ),
     ("buurtrelay_reminders_total", "counter", "Reminders queued."),
-    ("buurtrelay_forwards_total", "counter", "Copies queued for other groups."),
-    ("buurtrelay_held_total", "counter", "Unconfirmed alerts held, and how holds ended."),
-    ("buurtrelay_sends_total", "counter", "Send attempts by account and outcome."),
-    ("buurtrelay_dead_letters_total", "counter", "Entries given up on and kept as dead letters."),
-    ("buurtrelay_config_reloads_total", "counter", "Config reloads by result."),
-    ("buurtrelay_send_seconds", "histogram", "Platform send latency."),
-    ("buurtrelay_queue_depth", "gauge", "Outbox entries waiting, per account."),
-    ("buurtrelay_queue_oldest_seconds", "gauge", "Age of the oldest waiting entry, per account."),
+    (
+        "buurtrelay_forwards_total",
+        "counter",
+        "Copies queued for other groups.",
+    ),
+    (
+        "buurtrelay_held_total",
+        "counter",
+        "Unconfirmed alerts held, and how holds ended.",
+    ),
+    (
+        "buurtrelay_sends_total",
+        "counter",
+        "Send attempts by account and outcome.",
+    ),
+    (
+        "buurtrelay_dead_letters_total",
+        "counter",
+        "Entries given up on and kept as dead letters.",
+    ),
+    (
+        "buurtrelay_config_reloads_total",
+        "counter",
+        "Config reloads by result.",
+    ),
+    (
+        "buurtrelay_send_seconds",
+        "histogram",
+        "Platform send latency.",
+    ),
+    (
+        "buurtrelay_queue_depth",
+        "gauge",
+        "Outbox entries waiting, per account.",
+    ),
+    (
+        "buurtrelay_queue_oldest_seconds",
+        "gauge",
+        "Age of the oldest waiting entry, per account.",
+    ),
     ("buurtrelay_dead_letters", "gauge", "Dead letters kept."),
 ];
 
@@ -65,7 +111,10 @@ fn labels(l: &[(&str, &str)]) -> String {
         if i > 0 {
             s.push(',');
         }
-        let v = v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+        let v = v
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n");
         let _ = write!(s, "{k}=\"{v}\"");
     }
     s
@@ -142,7 +191,11 @@ impl Metrics {
 }
 
 fn braces(l: &str) -> String {
-    if l.is_empty() { String::new() } else { format!("{{{l}}}") }
+    if l.is_empty() {
+        String::new()
+    } else {
+        format!("{{{l}}}")
+    }
 }
 
 pub fn gauge_labels(l: &[(&str, &str)]) -> String {
@@ -156,13 +209,25 @@ mod tests {
     #[test]
     fn counters_render_in_prometheus_text_format() {
         let m = Metrics::default();
-        m.inc("buurtrelay_sends_total", &[("account", "sandbox"), ("outcome", "ok")]);
-        m.inc("buurtrelay_sends_total", &[("account", "sandbox"), ("outcome", "ok")]);
+        m.inc(
+            "buurtrelay_sends_total",
+            &[("account", "sandbox"), ("outcome", "ok")],
+        );
+        m.inc(
+            "buurtrelay_sends_total",
+            &[("account", "sandbox"), ("outcome", "ok")],
+        );
         m.observe("buurtrelay_send_seconds", &[("account", "sandbox")], 0.02);
-        let text = m.render(&[("buurtrelay_queue_depth", gauge_labels(&[("account", "sandbox")]), 3.0)]);
+        let text = m.render(&[(
+            "buurtrelay_queue_depth",
+            gauge_labels(&[("account", "sandbox")]),
+            3.0,
+        )]);
         assert!(text.contains("# TYPE buurtrelay_sends_total counter"));
         assert!(text.contains("buurtrelay_sends_total{account=\"sandbox\",outcome=\"ok\"} 2"));
-        assert!(text.contains("buurtrelay_send_seconds_bucket{account=\"sandbox\",le=\"0.025\"} 1"));
+        assert!(
+            text.contains("buurtrelay_send_seconds_bucket{account=\"sandbox\",le=\"0.025\"} 1")
+        );
         assert!(text.contains("buurtrelay_send_seconds_bucket{account=\"sandbox\",le=\"0.01\"} 0"));
         assert!(text.contains("buurtrelay_queue_depth{account=\"sandbox\"} 3"));
     }

@@ -46,7 +46,11 @@ impl Counts {
     }
     fn f1(&self) -> f64 {
         let (p, r) = (self.precision(), self.recall());
-        if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) }
+        if p + r == 0.0 {
+            0.0
+        } else {
+            2.0 * p * r / (p + r)
+        }
     }
     fn accuracy(&self) -> f64 {
         ratio(self.tp + self.tn, self.n())
@@ -54,7 +58,11 @@ impl Counts {
 }
 
 fn ratio(a: u32, b: u32) -> f64 {
-    if b == 0 { 1.0 } else { f64::from(a) / f64::from(b) }
+    if b == 0 {
+        1.0
+    } else {
+        f64::from(a) / f64::from(b)
+    }
 }
 
 fn load(path: &str) -> Vec<Case> {

@@ -33,7 +33,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "m" => 60,
             "h" => 3600,
             "d" => 86_400,
-            "" => return Err(format!("bad duration `{s}`: missing unit (ms, s, m, h or d)")),
+            "" => {
+                return Err(format!(
+                    "bad duration `{s}`: missing unit (ms, s, m, h or d)"
+                ));
+            }
             other => {
                 return Err(format!(
                     "bad duration `{s}`: unknown unit `{other}` (use ms, s, m, h or d)"
@@ -56,7 +60,10 @@ mod tests {
     fn minutes_hours_and_days_are_understood() {
         assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
         assert_eq!(parse_duration("6h").unwrap(), Duration::from_secs(21_600));
-        assert_eq!(parse_duration("30d").unwrap(), Duration::from_secs(2_592_000));
+        assert_eq!(
+            parse_duration("30d").unwrap(),
+            Duration::from_secs(2_592_000)
+        );
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5_400));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
     }

@@ -40,7 +40,11 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.col, self.message
+        )
     }
 }
 
@@ -61,7 +65,9 @@ impl fmt::Display for ConfigErrors {
 }
 
 /// The chat platforms an account can be on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum PlatformKind {
     Sandbox,
@@ -308,7 +314,12 @@ impl Config {
 
     /// `{number}` and `{numbers}` for texts: "101" and "101 / 112".
     pub fn numbers_text(&self) -> (String, String) {
-        let first = self.network.emergency_numbers.first().cloned().unwrap_or_default();
+        let first = self
+            .network
+            .emergency_numbers
+            .first()
+            .cloned()
+            .unwrap_or_default();
         (first, self.network.emergency_numbers.join(" / "))
     }
 }
@@ -349,10 +360,9 @@ fn line_col(src: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(src.len());
     let before = &src[..offset];
     let line = before.matches('\n').count() + 1;
-    let col = before
-        .rfind('\n')
-        .map_or(before.chars().count(), |nl| before[nl + 1..].chars().count())
-        + 1;
+    let col = before.rfind('\n').map_or(before.chars().count(), |nl| {
+        before[nl + 1..].chars().count()
+    }) + 1;
     (line, col)
 }
 
@@ -397,7 +407,10 @@ fn user_id(cx: &mut Cx, v: &Spanned<toml::Value>, what: &str) -> Option<String> 
         toml::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
         toml::Value::Integer(i) => Some(i.to_string()),
         _ => {
-            cx.err(v.span(), format!("{what} must be a platform user id (a string)"));
+            cx.err(
+                v.span(),
+                format!("{what} must be a platform user id (a string)"),
+            );
             None
         }
     }
@@ -428,7 +441,10 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
             v.as_ref().map(|s| s.get_ref().clone()).or(base.cloned())
         };
         let reminder = pick(&t.reminder, known.as_ref().map(|k| &k.reminder));
-        let note = pick(&t.unconfirmed_note, known.as_ref().map(|k| &k.unconfirmed_note));
+        let note = pick(
+            &t.unconfirmed_note,
+            known.as_ref().map(|k| &k.unconfirmed_note),
+        );
         let forward = pick(&t.forward, known.as_ref().map(|k| &k.forward));
         for (key, v) in [
             ("reminder", &t.reminder),
@@ -489,7 +505,10 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
         None => vec!["101".to_string(), "112".to_string()],
         Some(n) => {
             if n.get_ref().is_empty() {
-                cx.err(n.span(), "network.emergency_numbers must name at least one number");
+                cx.err(
+                    n.span(),
+                    "network.emergency_numbers must name at least one number",
+                );
             }
             for num in n.get_ref() {
                 if num.is_empty() || !num.chars().all(|c| c.is_ascii_digit()) || num.len() > 6 {
@@ -543,7 +562,10 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
         Some(m) => {
             let v = *m.get_ref();
             if !(1024..=64 * 1024 * 1024).contains(&v) {
-                cx.err(m.span(), "server.max_body_bytes must be between 1024 and 67108864");
+                cx.err(
+                    m.span(),
+                    "server.max_body_bytes must be between 1024 and 67108864",
+                );
                 256 * 1024
             } else {
                 v as usize
@@ -568,7 +590,9 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
             other => {
                 cx.err(
                     s.span(),
-                    format!("relay.unconfirmed `{other}` must be \"forward\", \"hold\" or \"drop\""),
+                    format!(
+                        "relay.unconfirmed `{other}` must be \"forward\", \"hold\" or \"drop\""
+                    ),
                 );
                 Unconfirmed::Forward
             }
@@ -606,7 +630,10 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
     let hold_for = dur(cx, &raw.relay.hold_for, "15m", "relay.hold_for");
     if let Some(h) = &raw.relay.hold_for {
         if hold_for > Duration::from_secs(24 * 3600) {
-            cx.err(h.span(), "relay.hold_for must be at most 24h: an alert is news for hours, not days");
+            cx.err(
+                h.span(),
+                "relay.hold_for must be at most 24h: an alert is news for hours, not days",
+            );
         }
         if unconfirmed != Unconfirmed::Hold {
             // Not an error: the admin may switch `unconfirmed` back and forth.
@@ -616,13 +643,23 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
         unconfirmed,
         hold_for,
         on_hold_timeout,
-        reminder_cooldown: dur(cx, &raw.relay.reminder_cooldown, "6h", "relay.reminder_cooldown"),
+        reminder_cooldown: dur(
+            cx,
+            &raw.relay.reminder_cooldown,
+            "6h",
+            "relay.reminder_cooldown",
+        ),
         attribution,
         mask_phone_numbers: raw.relay.mask_phone_numbers.unwrap_or(true),
         retention: dur(cx, &raw.relay.retention, "30d", "relay.retention"),
     };
     let delivery = DeliveryPolicy {
-        send_timeout: dur(cx, &raw.delivery.send_timeout, "15s", "delivery.send_timeout"),
+        send_timeout: dur(
+            cx,
+            &raw.delivery.send_timeout,
+            "15s",
+            "delivery.send_timeout",
+        ),
         retry_base: dur(cx, &raw.delivery.retry_base, "2s", "delivery.retry_base"),
         retry_max: dur(cx, &raw.delivery.retry_max, "5m", "delivery.retry_max"),
         max_age: dur(cx, &raw.delivery.max_age, "24h", "delivery.max_age"),
@@ -664,7 +701,11 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
             }
         };
         let token = secret(cx, &a.token, &format!("accounts.{aid}.token"));
-        let webhook_secret = secret(cx, &a.webhook_secret, &format!("accounts.{aid}.webhook_secret"));
+        let webhook_secret = secret(
+            cx,
+            &a.webhook_secret,
+            &format!("accounts.{aid}.webhook_secret"),
+        );
         match platform {
             PlatformKind::Telegram => {
                 if a.token.is_none() {
@@ -674,17 +715,19 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
                     );
                 }
                 if let (Some(t), Some(raw_t)) = (&token, &a.token) {
-                    let ok = t
-                        .expose()
-                        .split_once(':')
-                        .is_some_and(|(id, rest)| !id.is_empty() && id.chars().all(|c| c.is_ascii_digit()) && !rest.is_empty());
+                    let ok = t.expose().split_once(':').is_some_and(|(id, rest)| {
+                        !id.is_empty() && id.chars().all(|c| c.is_ascii_digit()) && !rest.is_empty()
+                    });
                     if !ok {
                         cx.err(raw_t.span(), format!("accounts.{aid}.token does not look like a Telegram bot token (`123456:ABC...`)"));
                     }
                 }
                 if let Some(ws) = &webhook_secret {
                     let ok = ws.expose().len() <= 256
-                        && ws.expose().chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                        && ws
+                            .expose()
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
                     if !ok {
                         if let Some(raw_ws) = &a.webhook_secret {
                             cx.err(raw_ws.span(), format!("accounts.{aid}.webhook_secret: Telegram allows only A-Z, a-z, 0-9, `_` and `-`, at most 256 characters"));
@@ -736,19 +779,29 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
         }
     }
     if raw.groups.is_empty() {
-        cx.err(0..0, "no [[groups]]: the network needs at least two groups to relay between");
+        cx.err(
+            0..0,
+            "no [[groups]]: the network needs at least two groups to relay between",
+        );
     }
     let mut groups = Vec::new();
     let mut by_chat: HashMap<(PlatformKind, ChatId), usize> = HashMap::new();
     for (g, id) in raw.groups.iter().zip(ids) {
         let Some(id) = id else { continue };
         if g.name.get_ref().trim().is_empty() {
-            cx.err(g.name.span(), format!("group `{id}`: name must not be empty"));
+            cx.err(
+                g.name.span(),
+                format!("group `{id}`: name must not be empty"),
+            );
         }
         let account = match AccountId::parse(g.account.get_ref()) {
             Ok(a) if accounts.contains_key(&a) => Some(a),
             Ok(a) => {
-                let known = accounts.keys().map(|k| k.to_string()).collect::<Vec<_>>().join(", ");
+                let known = accounts
+                    .keys()
+                    .map(|k| k.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 cx.err(
                     g.account.span(),
                     format!("group `{id}`: unknown account `{a}` (configured: {known})"),
@@ -776,11 +829,17 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
                 None
             }
             _ => {
-                cx.err(g.chat.span(), format!("group `{id}`: chat must be a string"));
+                cx.err(
+                    g.chat.span(),
+                    format!("group `{id}`: chat must be a string"),
+                );
                 None
             }
         };
-        let platform = account.as_ref().and_then(|a| accounts.get(a)).map(|a| a.platform);
+        let platform = account
+            .as_ref()
+            .and_then(|a| accounts.get(a))
+            .map(|a| a.platform);
         if let (Some(platform), Some(chat)) = (platform, &chat) {
             if platform == PlatformKind::Telegram
                 && chat.as_str().parse::<i64>().is_err()
@@ -795,7 +854,9 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
                 let other_id = raw.groups[other].id.get_ref();
                 cx.err(
                     g.chat.span(),
-                    format!("group `{id}`: chat `{chat}` is already the chat of group `{other_id}`"),
+                    format!(
+                        "group `{id}`: chat `{chat}` is already the chat of group `{other_id}`"
+                    ),
                 );
             }
         }
@@ -812,11 +873,15 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
         let mut neighbours = Vec::new();
         for n in &g.neighbours {
             match GroupId::parse(n.get_ref()) {
-                Ok(nid) if nid == id => {
-                    cx.err(n.span(), format!("group `{id}` cannot be its own neighbour"))
-                }
+                Ok(nid) if nid == id => cx.err(
+                    n.span(),
+                    format!("group `{id}` cannot be its own neighbour"),
+                ),
                 Ok(nid) if by_id.contains_key(&nid) => neighbours.push(nid),
-                Ok(nid) => cx.err(n.span(), format!("group `{id}`: unknown neighbour group `{nid}`")),
+                Ok(nid) => cx.err(
+                    n.span(),
+                    format!("group `{id}`: unknown neighbour group `{nid}`"),
+                ),
                 Err(e) => cx.err(n.span(), format!("group `{id}`: neighbours: {e}")),
             }
         }
@@ -826,7 +891,10 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
                 if !texts.contains_key(l.get_ref()) {
                     cx.err(
                         l.span(),
-                        format!("group `{id}`: language `{}` has no texts; use one of {known_langs}", l.get_ref()),
+                        format!(
+                            "group `{id}`: language `{}` has no texts; use one of {known_langs}",
+                            l.get_ref()
+                        ),
                     );
                 }
                 l.get_ref().clone()
@@ -880,14 +948,20 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
     };
 
     // --- routes
-    let category_names: BTreeSet<String> = rules
-        .as_ref()
-        .map(|r| r.category_names().map(str::to_string).collect())
-        .unwrap_or_default();
+    let category_names: BTreeSet<String> = RuleSet::declared_categories(
+        raw.protocol
+            .as_ref()
+            .and_then(|p| p.builtin)
+            .unwrap_or(true),
+        raw.protocol.as_ref(),
+    )
+    .into_iter()
+    .collect();
     let all_ids: BTreeSet<GroupId> = by_id.keys().cloned().collect();
     let mut routes = Vec::new();
     for (i, r) in raw.routes.iter().enumerate() {
         let n = i + 1;
+        let errors_before = cx.errors.len();
         let from = match r.from.get_ref() {
             toml::Value::String(s) if s == "*" => None,
             toml::Value::Array(items) => {
@@ -901,16 +975,27 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
                             let sp = cx.narrow(&r.from.span(), g.as_str());
                             cx.err(sp, format!("route {n}: from: unknown group `{g}`"));
                         }
-                        _ => cx.err(r.from.span(), format!("route {n}: from: list group ids as strings")),
+                        _ => cx.err(
+                            r.from.span(),
+                            format!("route {n}: from: list group ids as strings"),
+                        ),
                     }
                 }
                 if items.is_empty() {
-                    cx.err(r.from.span(), format!("route {n} can never match: `from` is empty (use \"*\" for every group)"));
+                    cx.err(
+                        r.from.span(),
+                        format!(
+                            "route {n} can never match: `from` is empty (use \"*\" for every group)"
+                        ),
+                    );
                 }
                 Some(set)
             }
             _ => {
-                cx.err(r.from.span(), format!("route {n}: from must be \"*\" or a list of group ids"));
+                cx.err(
+                    r.from.span(),
+                    format!("route {n}: from must be \"*\" or a list of group ids"),
+                );
                 continue;
             }
         };
@@ -926,11 +1011,17 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
                             let sp = cx.narrow(&r.to.span(), g.as_str());
                             cx.err(sp, format!("route {n}: to: unknown group `{g}`"));
                         }
-                        _ => cx.err(r.to.span(), format!("route {n}: to: list group ids as strings")),
+                        _ => cx.err(
+                            r.to.span(),
+                            format!("route {n}: to: list group ids as strings"),
+                        ),
                     }
                 }
                 if items.is_empty() {
-                    cx.err(r.to.span(), format!("route {n} can never match: `to` is empty"));
+                    cx.err(
+                        r.to.span(),
+                        format!("route {n} can never match: `to` is empty"),
+                    );
                 }
                 RouteTargets::Groups(v)
             }
@@ -957,15 +1048,25 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
                 let mut set = BTreeSet::new();
                 for it in items {
                     match it.as_str() {
-                        Some(name) if category_names.contains(name) || rules.is_none() => {
+                        Some(name) if category_names.contains(name) => {
                             set.insert(name.to_string());
                         }
                         Some(name) => {
-                            let known = category_names.iter().cloned().collect::<Vec<_>>().join(", ");
+                            let known = category_names
+                                .iter()
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", ");
                             let sp = cx.narrow(&c.span(), name);
-                            cx.err(sp, format!("route {n}: unknown category `{name}` (known: {known})"));
+                            cx.err(
+                                sp,
+                                format!("route {n}: unknown category `{name}` (known: {known})"),
+                            );
                         }
-                        None => cx.err(c.span(), format!("route {n}: categories: list names as strings")),
+                        None => cx.err(
+                            c.span(),
+                            format!("route {n}: categories: list names as strings"),
+                        ),
                     }
                 }
                 if items.is_empty() {
@@ -974,7 +1075,10 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
                 Some(set)
             }
             Some((c, _)) => {
-                cx.err(c.span(), format!("route {n}: categories must be [\"*\"] or a list of names"));
+                cx.err(
+                    c.span(),
+                    format!("route {n}: categories must be [\"*\"] or a list of names"),
+                );
                 continue;
             }
         };
@@ -988,7 +1092,9 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
             RouteTargets::Neighbours => !src.neighbours.is_empty(),
             RouteTargets::Groups(v) => v.iter().any(|t| *t != src.id),
         });
-        if !sources.is_empty() && !reachable {
+        // Only when the route itself is well-formed: an unknown group already
+        // explains why it reaches nothing.
+        if !sources.is_empty() && !reachable && cx.errors.len() == errors_before {
             let why = match &to {
                 RouteTargets::Neighbours => "none of its source groups has neighbours",
                 _ => "it only sends to its own source groups",

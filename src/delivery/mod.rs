@@ -34,7 +34,9 @@ use crate::time::now_ms;
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// Nothing due; the earliest entry is due at this time (ms), if any.
-    Idle { next_due_ms: Option<u64> },
+    Idle {
+        next_due_ms: Option<u64>,
+    },
     Delivered,
     RetryLater,
     GaveUp,
@@ -57,10 +59,10 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
             }
         });
         for id in accounts {
-            if !workers.contains_key(&id) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = workers.entry(id.clone()) {
                 let (stop_tx, stop_rx) = watch::channel(false);
-                let h = tokio::spawn(worker(state.clone(), id.clone(), stop_rx));
-                workers.insert(id, (h, stop_tx));
+                let h = tokio::spawn(worker(state.clone(), id, stop_rx));
+                slot.insert((h, stop_tx));
             }
         }
         tokio::select! {
@@ -149,23 +151,33 @@ pub async fn try_deliver_next(
         break;
     }
     let Some(mut entry) = pick else {
-        return Outcome::Idle { next_due_ms: next_due };
+        return Outcome::Idle {
+            next_due_ms: next_due,
+        };
     };
 
     let policy = &rt.config.delivery;
     let started = Instant::now();
     let result = match tokio::time::timeout(policy.send_timeout, platform.send(&entry.msg)).await {
         Ok(r) => r,
-        Err(_) => Err(SendError::Transient(format!("no answer within {:?}", policy.send_timeout))),
+        Err(_) => Err(SendError::Transient(format!(
+            "no answer within {:?}",
+            policy.send_timeout
+        ))),
     };
     let acc = account.as_str();
-    state
-        .metrics
-        .observe("buurtrelay_send_seconds", &[("account", acc)], started.elapsed().as_secs_f64());
+    state.metrics.observe(
+        "buurtrelay_send_seconds",
+        &[("account", acc)],
+        started.elapsed().as_secs_f64(),
+    );
     let now = now_ms();
     match result {
         Ok(sent) => {
-            state.metrics.inc("buurtrelay_sends_total", &[("account", acc), ("outcome", "ok")]);
+            state.metrics.inc(
+                "buurtrelay_sends_total",
+                &[("account", acc), ("outcome", "ok")],
+            );
             if let Err(e) = state.store.complete(&entry, &sent, now) {
                 // The copy is out but not recorded: it stays queued and will be
                 // sent again (at-least-once). Flag it loudly.
@@ -176,9 +188,10 @@ pub async fn try_deliver_next(
             Outcome::Delivered
         }
         Err(SendError::RateLimited(wait)) => {
-            state
-                .metrics
-                .inc("buurtrelay_sends_total", &[("account", acc), ("outcome", "rate_limited")]);
+            state.metrics.inc(
+                "buurtrelay_sends_total",
+                &[("account", acc), ("outcome", "rate_limited")],
+            );
             let until = now + wait.as_millis() as u64;
             paused.insert(entry.msg.chat.clone(), until);
             entry.next_at_ms = until;
@@ -195,9 +208,10 @@ pub async fn try_deliver_next(
             if now.saturating_sub(entry.created_ms) > policy.max_age.as_millis() as u64 {
                 return give_up(state, account, entry, "too old");
             }
-            state
-                .metrics
-                .inc("buurtrelay_sends_total", &[("account", acc), ("outcome", "retry")]);
+            state.metrics.inc(
+                "buurtrelay_sends_total",
+                &[("account", acc), ("outcome", "retry")],
+            );
             let delay = backoff(entry.attempts, policy.retry_base, policy.retry_max);
             entry.next_at_ms = now + delay.as_millis() as u64;
             if let Err(e) = state.store.reschedule(&entry) {
@@ -216,10 +230,13 @@ pub async fn try_deliver_next(
 
 fn give_up(state: &AppState, account: &AccountId, entry: OutboxEntry, why: &str) -> Outcome {
     let acc = account.as_str();
+    state.metrics.inc(
+        "buurtrelay_sends_total",
+        &[("account", acc), ("outcome", "dead")],
+    );
     state
         .metrics
-        .inc("buurtrelay_sends_total", &[("account", acc), ("outcome", "dead")]);
-    state.metrics.inc("buurtrelay_dead_letters_total", &[("account", acc)]);
+        .inc("buurtrelay_dead_letters_total", &[("account", acc)]);
     error!(
         %account, group = %entry.msg.group, attempts = entry.attempts,
         error = entry.last_error.as_deref().unwrap_or(""),
@@ -242,8 +259,14 @@ pub async fn run_holds(state: AppState, mut shutdown: watch::Receiver<bool>) {
                 for h in due {
                     match state.store.release_held(&h, forward, now_ms()) {
                         Ok(n) => {
-                            let event = if forward { "released_on_timeout" } else { "dropped_on_timeout" };
-                            state.metrics.inc("buurtrelay_held_total", &[("event", event)]);
+                            let event = if forward {
+                                "released_on_timeout"
+                            } else {
+                                "dropped_on_timeout"
+                            };
+                            state
+                                .metrics
+                                .inc("buurtrelay_held_total", &[("event", event)]);
                             info!(copies = n, event, "held alert's time is up");
                             if n > 0 {
                                 state.wake.notify_waiters();

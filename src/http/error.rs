@@ -50,7 +50,12 @@ impl IntoResponse for ApiError {
             }
         };
         // One line, no internals.
-        let msg = self.to_string().lines().next().unwrap_or("error").to_string();
+        let msg = self
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or("error")
+            .to_string();
         (status, Json(json!({ "error": msg }))).into_response()
     }
 }

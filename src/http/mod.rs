@@ -72,16 +72,27 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     for acc in rt.config.accounts.keys() {
         let s = stats.iter().find(|s| &s.account == acc);
         let l = gauge_labels(&[("account", acc.as_str())]);
-        gauges.push(("buurtrelay_queue_depth", l.clone(), s.map_or(0, |s| s.depth) as f64));
+        gauges.push((
+            "buurtrelay_queue_depth",
+            l.clone(),
+            s.map_or(0, |s| s.depth) as f64,
+        ));
         let age = s
             .and_then(|s| s.oldest_ms)
             .map_or(0.0, |o| now.saturating_sub(o) as f64 / 1000.0);
         gauges.push(("buurtrelay_queue_oldest_seconds", l, age));
     }
-    let dead = state.store.dead_letters(100_000).map(|d| d.len()).unwrap_or(0);
+    let dead = state
+        .store
+        .dead_letters(100_000)
+        .map(|d| d.len())
+        .unwrap_or(0);
     gauges.push(("buurtrelay_dead_letters", String::new(), dead as f64));
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(&gauges),
     )
 }

@@ -44,7 +44,16 @@ pub struct PostAnswer {
     actions: Vec<ActionSummary>,
 }
 
-fn sandbox_group(state: &AppState, group: &str) -> Result<(crate::config::Group, std::sync::Arc<crate::runtime::Runtime>), ApiError> {
+fn sandbox_group(
+    state: &AppState,
+    group: &str,
+) -> Result<
+    (
+        crate::config::Group,
+        std::sync::Arc<crate::runtime::Runtime>,
+    ),
+    ApiError,
+> {
     let rt = state.runtime.borrow().clone();
     let g = GroupId::parse(group)
         .ok()
@@ -62,14 +71,24 @@ pub async fn post_message(
     let (g, rt) = sandbox_group(&state, &group)?;
     let Json(p) = body.map_err(|e| match e.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge,
-        _ => ApiError::BadRequest(e.body_text().lines().next().unwrap_or("bad JSON").to_string()),
+        _ => ApiError::BadRequest(
+            e.body_text()
+                .lines()
+                .next()
+                .unwrap_or("bad JSON")
+                .to_string(),
+        ),
     })?;
     let sender = p.sender.trim();
     if sender.is_empty() || sender.len() > 128 {
-        return Err(ApiError::BadRequest("sender must be 1 to 128 characters".into()));
+        return Err(ApiError::BadRequest(
+            "sender must be 1 to 128 characters".into(),
+        ));
     }
     if p.text.trim().is_empty() || p.text.chars().count() > MAX_TEXT {
-        return Err(ApiError::BadRequest(format!("text must be 1 to {MAX_TEXT} characters")));
+        return Err(ApiError::BadRequest(format!(
+            "text must be 1 to {MAX_TEXT} characters"
+        )));
     }
     let stored = state.store.sandbox_append(
         g.chat.as_str(),
@@ -117,10 +136,22 @@ pub async fn post_message(
                 .actions
                 .iter()
                 .map(|a| match a {
-                    Action::Remind { group, .. } => ActionSummary { kind: "remind", group: group.to_string() },
-                    Action::Forward { group, .. } => ActionSummary { kind: "forward", group: group.to_string() },
-                    Action::Hold { group, .. } => ActionSummary { kind: "hold", group: group.to_string() },
-                    Action::None { group, .. } => ActionSummary { kind: "none", group: group.to_string() },
+                    Action::Remind { group, .. } => ActionSummary {
+                        kind: "remind",
+                        group: group.to_string(),
+                    },
+                    Action::Forward { group, .. } => ActionSummary {
+                        kind: "forward",
+                        group: group.to_string(),
+                    },
+                    Action::Hold { group, .. } => ActionSummary {
+                        kind: "hold",
+                        group: group.to_string(),
+                    },
+                    Action::None { group, .. } => ActionSummary {
+                        kind: "none",
+                        group: group.to_string(),
+                    },
                 })
                 .collect();
         }

@@ -28,17 +28,26 @@ pub async fn receive(
         .ok()
         .and_then(|id| rt.platforms.get(&id).cloned());
     let Some(platform) = platform else {
-        state.metrics.inc("buurtrelay_webhook_rejected_total", &[("reason", "unknown_account")]);
+        state.metrics.inc(
+            "buurtrelay_webhook_rejected_total",
+            &[("reason", "unknown_account")],
+        );
         return Err(ApiError::NotFound("unknown account".into()));
     };
     let body = match body {
         Ok(b) => b,
         Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            state.metrics.inc("buurtrelay_webhook_rejected_total", &[("reason", "too_large")]);
+            state.metrics.inc(
+                "buurtrelay_webhook_rejected_total",
+                &[("reason", "too_large")],
+            );
             return Err(ApiError::TooLarge);
         }
         Err(rej) => {
-            state.metrics.inc("buurtrelay_webhook_rejected_total", &[("reason", "unreadable")]);
+            state.metrics.inc(
+                "buurtrelay_webhook_rejected_total",
+                &[("reason", "unreadable")],
+            );
             return Err(ApiError::BadRequest(rej.body_text()));
         }
     };
@@ -47,7 +56,9 @@ pub async fn receive(
             crate::platform::WebhookError::Unauthorized => "unauthorized",
             crate::platform::WebhookError::Malformed(_) => "malformed",
         };
-        state.metrics.inc("buurtrelay_webhook_rejected_total", &[("reason", reason)]);
+        state
+            .metrics
+            .inc("buurtrelay_webhook_rejected_total", &[("reason", reason)]);
         warn!(%account, reason, "webhook refused");
         ApiError::from(e)
     })?;
@@ -58,7 +69,10 @@ pub async fn receive(
             Outcome::Duplicate | Outcome::Ignored(_) | Outcome::UnknownChat => {}
         }
     }
-    Ok((StatusCode::OK, axum::Json(serde_json::json!({ "ok": true, "accepted": handled }))))
+    Ok((
+        StatusCode::OK,
+        axum::Json(serde_json::json!({ "ok": true, "accepted": handled })),
+    ))
 }
 
 /// `GET /webhooks/{account}`: the verification handshake of platforms that
@@ -72,7 +86,9 @@ pub async fn verify(
         .ok()
         .is_some_and(|id| rt.platforms.contains_key(&id));
     if known {
-        Err(ApiError::NotFound("this account's platform has no verification handshake".into()))
+        Err(ApiError::NotFound(
+            "this account's platform has no verification handshake".into(),
+        ))
     } else {
         Err(ApiError::NotFound("unknown account".into()))
     }

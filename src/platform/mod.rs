@@ -53,18 +53,15 @@ pub trait Platform: Send + Sync {
     fn self_id(&self) -> Option<String>;
 
     /// Verifies and parses one webhook request.
-    fn parse_webhook(&self, headers: &HeaderMap, body: &[u8]) -> Result<Vec<Inbound>, WebhookError>;
+    fn parse_webhook(&self, headers: &HeaderMap, body: &[u8])
+    -> Result<Vec<Inbound>, WebhookError>;
 
     /// Sends one message.
     async fn send(&self, msg: &Outbound) -> Result<Sent, SendError>;
 }
 
 /// Builds the adapter for one configured account.
-pub fn build(
-    account: &Account,
-    http: reqwest::Client,
-    store: Arc<dyn Store>,
-) -> Arc<dyn Platform> {
+pub fn build(account: &Account, http: reqwest::Client, store: Arc<dyn Store>) -> Arc<dyn Platform> {
     match account.platform {
         PlatformKind::Sandbox => Arc::new(sandbox::Sandbox::new(account, store)),
         PlatformKind::Telegram => Arc::new(telegram::Telegram::new(account, http)),

@@ -174,7 +174,11 @@ impl Platform for Telegram {
         self.bot_id.clone()
     }
 
-    fn parse_webhook(&self, headers: &HeaderMap, body: &[u8]) -> Result<Vec<Inbound>, WebhookError> {
+    fn parse_webhook(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Vec<Inbound>, WebhookError> {
         if let Some(secret) = &self.account.webhook_secret {
             let given = headers.get(SECRET_HEADER).map(|v| v.as_bytes());
             if !secret_matches(given, secret.expose()) {
@@ -286,7 +290,9 @@ mod tests {
         let cfg = format!(
             "[accounts.bot]\nplatform = \"telegram\"\ntoken = \"123456:ABCDEF\"\n{}\n\
              [[groups]]\nid = \"a\"\nname = \"A\"\naccount = \"bot\"\nchat = \"-1001\"\n",
-            secret.map(|s| format!("webhook_secret = \"{s}\"")).unwrap_or_default()
+            secret
+                .map(|s| format!("webhook_secret = \"{s}\""))
+                .unwrap_or_default()
         );
         let c = crate::config::Config::parse(&cfg, std::path::Path::new("t.toml")).unwrap();
         let acc = c.accounts.get(&AccountId::parse("bot").unwrap()).unwrap();
@@ -298,8 +304,12 @@ mod tests {
     #[test]
     fn a_supergroup_message_keeps_its_exact_chat_id_and_reply() {
         let t = tg(None);
-        let ev = t.parse_webhook(&HeaderMap::new(), GROUP_MSG.as_bytes()).unwrap();
-        let Inbound::Message(m) = &ev[0] else { panic!("{ev:?}") };
+        let ev = t
+            .parse_webhook(&HeaderMap::new(), GROUP_MSG.as_bytes())
+            .unwrap();
+        let Inbound::Message(m) = &ev[0] else {
+            panic!("{ev:?}")
+        };
         assert_eq!(m.chat.as_str(), "-1001234567890");
         assert_eq!(m.message_id, "5");
         assert_eq!(m.reply_to.as_deref(), Some("4"));
@@ -316,7 +326,10 @@ mod tests {
         ));
         let mut h = HeaderMap::new();
         h.insert(SECRET_HEADER, "wrong".parse().unwrap());
-        assert!(matches!(t.parse_webhook(&h, GROUP_MSG.as_bytes()), Err(WebhookError::Unauthorized)));
+        assert!(matches!(
+            t.parse_webhook(&h, GROUP_MSG.as_bytes()),
+            Err(WebhookError::Unauthorized)
+        ));
         h.insert(SECRET_HEADER, "s3cret".parse().unwrap());
         assert!(t.parse_webhook(&h, GROUP_MSG.as_bytes()).is_ok());
     }
@@ -324,7 +337,9 @@ mod tests {
     #[test]
     fn a_migration_is_reported_with_both_ids() {
         let body = r#"{"update_id":11,"message":{"message_id":6,"from":{"id":1,"is_bot":false,"first_name":"A"},"chat":{"id":-4001,"title":"Veulen","type":"group"},"date":1700000000,"migrate_to_chat_id":-1009876543210}}"#;
-        let ev = tg(None).parse_webhook(&HeaderMap::new(), body.as_bytes()).unwrap();
+        let ev = tg(None)
+            .parse_webhook(&HeaderMap::new(), body.as_bytes())
+            .unwrap();
         assert_eq!(
             ev,
             vec![Inbound::ChatMigrated {
@@ -338,7 +353,10 @@ mod tests {
     #[test]
     fn garbage_is_malformed_and_a_join_is_ignored() {
         let t = tg(None);
-        assert!(matches!(t.parse_webhook(&HeaderMap::new(), b"{nope"), Err(WebhookError::Malformed(_))));
+        assert!(matches!(
+            t.parse_webhook(&HeaderMap::new(), b"{nope"),
+            Err(WebhookError::Malformed(_))
+        ));
         let join = r#"{"update_id":12,"message":{"message_id":7,"from":{"id":1,"is_bot":false,"first_name":"A"},"chat":{"id":-4001,"type":"group"},"date":1,"new_chat_members":[{"id":2,"is_bot":false,"first_name":"B"}]}}"#;
         assert!(matches!(
             t.parse_webhook(&HeaderMap::new(), join.as_bytes()).unwrap()[0],

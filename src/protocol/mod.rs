@@ -67,7 +67,10 @@ pub struct RuleSet {
 impl std::fmt::Debug for RuleSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RuleSet")
-            .field("categories", &self.categories.iter().map(|c| &c.name).collect::<Vec<_>>())
+            .field(
+                "categories",
+                &self.categories.iter().map(|c| &c.name).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -157,7 +160,12 @@ fn set(list: &[Pat], what: &str, macros: &BTreeMap<String, String>, errs: &mut E
             Ok(_) => ok.push(expanded),
             Err(e) => {
                 let reason = e.to_string();
-                let reason = reason.lines().last().unwrap_or("invalid").trim().to_string();
+                let reason = reason
+                    .lines()
+                    .last()
+                    .unwrap_or("invalid")
+                    .trim()
+                    .to_string();
                 errs.push((
                     p.span.clone().unwrap_or(0..0),
                     format!("{}: bad regex in {what}: `{}`: {reason}", p.origin, p.src),
@@ -194,12 +202,21 @@ impl RuleSet {
             .map(|n| regex::escape(n))
             .collect::<Vec<_>>()
             .join("|");
-        lists.macros.insert("numbers".into(), format!(r"\b(?:{numbers})\b"));
+        lists
+            .macros
+            .insert("numbers".into(), format!(r"\b(?:{numbers})\b"));
         if lists.categories.is_empty() {
-            errs.push((0..0, "protocol: no alert categories (builtin = false needs [[protocol.categories]])".into()));
+            errs.push((
+                0..0,
+                "protocol: no alert categories (builtin = false needs [[protocol.categories]])"
+                    .into(),
+            ));
         }
         if lists.called.is_empty() {
-            errs.push((0..0, "protocol: no police.called patterns (builtin = false needs them)".into()));
+            errs.push((
+                0..0,
+                "protocol: no police.called patterns (builtin = false needs them)".into(),
+            ));
         }
         let m = lists.macros.clone();
         let categories = lists
@@ -224,7 +241,26 @@ impl RuleSet {
             not_called: set(&lists.not_called, "police.not_called", &m, &mut errs),
             question: set(&lists.question, "police.question", &m, &mut errs),
         };
-        if errs.is_empty() { Ok(rules) } else { Err(errs) }
+        if errs.is_empty() {
+            Ok(rules)
+        } else {
+            Err(errs)
+        }
+    }
+
+    /// The category names a rule set will have, known even when one of its
+    /// patterns does not compile (so routes can still be checked).
+    pub fn declared_categories(builtin: bool, user: Option<&RawProtocol>) -> Vec<String> {
+        let mut lists = Lists::default();
+        if builtin {
+            if let Ok(raw) = toml::from_str::<RawProtocol>(BUILTIN_RULES) {
+                lists.add(&raw, false);
+            }
+        }
+        if let Some(u) = user {
+            lists.add(u, true);
+        }
+        lists.categories.into_iter().map(|c| c.0).collect()
     }
 
     pub fn category_names(&self) -> impl Iterator<Item = &str> {
@@ -266,8 +302,8 @@ impl RuleSet {
                 return false;
             }
             let clauses: Vec<&str> = s.split(',').map(str::trim).collect();
-            let opener_is_question = clauses.len() > 1
-                && clauses.first().is_some_and(|c| self.question.is_match(c));
+            let opener_is_question =
+                clauses.len() > 1 && clauses.first().is_some_and(|c| self.question.is_match(c));
             // A clause is a question on its own (`101 gebeld?`), and a sentence
             // that opens with a question (`heeft iemand, toevallig, 101 gebeld?`)
             // confirms nothing.

@@ -59,9 +59,8 @@ pub fn normalize(text: &str) -> String {
             k += 1;
         }
         let run = k - j;
-        if c.is_alphabetic() && run >= 3 {
-            folded.push(c);
-        } else if matches!(c, '?' | '!' | '.' | ',' | '\n') {
+        // Stretched letters and repeated marks count once.
+        if (c.is_alphabetic() && run >= 3) || matches!(c, '?' | '!' | '.' | ',' | '\n') {
             folded.push(c);
         } else {
             for _ in 0..run {
@@ -150,7 +149,11 @@ mod tests {
         let n = normalize("Verdachte man gezien. 101 is verwittigd!\nHeeft iemand beelden?");
         assert_eq!(
             sentences(&n),
-            vec!["verdachte man gezien.", "101 is verwittigd!", "heeft iemand beelden?"]
+            vec![
+                "verdachte man gezien.",
+                "101 is verwittigd!",
+                "heeft iemand beelden?"
+            ]
         );
     }
 

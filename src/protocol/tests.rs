@@ -4,7 +4,8 @@
 use super::*;
 
 fn rules() -> RuleSet {
-    RuleSet::compile(true, None, &["101".to_string(), "112".to_string()]).expect("built-in rules compile")
+    RuleSet::compile(true, None, &["101".to_string(), "112".to_string()])
+        .expect("built-in rules compile")
 }
 
 fn confirmed(text: &str) -> bool {
@@ -17,9 +18,8 @@ fn alert(text: &str) -> bool {
 
 #[test]
 fn the_reference_alert_is_an_alert_about_a_vehicle_and_confirmed() {
-    let c = rules().classify(
-        "Verdachte grijze bestelwagen rijdt traag door de Kerkstraat, 101 is verwittigd",
-    );
+    let c = rules()
+        .classify("Verdachte grijze bestelwagen rijdt traag door de Kerkstraat, 101 is verwittigd");
     assert!(c.alert);
     assert!(c.confirmed);
     assert_eq!(c.categories, vec!["suspicious_vehicle".to_string()]);
@@ -87,7 +87,8 @@ fn suspiciously_nice_weather_is_chit_chat() {
 
 #[test]
 fn police_advice_is_not_an_alert_and_not_a_confirmation() {
-    let c = rules().classify("Tip van de politie: bel altijd eerst 101 bij een verdachte situatie.");
+    let c =
+        rules().classify("Tip van de politie: bel altijd eerst 101 bij een verdachte situatie.");
     assert!(!c.alert);
     assert!(!c.confirmed);
     assert!(c.advisory);

@@ -90,7 +90,10 @@ pub struct HeldAlert {
 pub enum IngestResult {
     /// Seen before (a webhook retry, or another account in the same group).
     Duplicate,
-    Accepted { queued: usize, reminded: bool },
+    Accepted {
+        queued: usize,
+        reminded: bool,
+    },
 }
 
 /// A delivered copy of an origin message in one target group.
@@ -160,7 +163,8 @@ pub trait Store: Send + Sync {
 
     fn recent_alerts(&self, limit: usize) -> Result<Vec<AlertRecord>, StoreError>;
 
-    fn sandbox_append(&self, chat: &str, msg: SandboxMessage) -> Result<SandboxMessage, StoreError>;
+    fn sandbox_append(&self, chat: &str, msg: SandboxMessage)
+    -> Result<SandboxMessage, StoreError>;
 
     fn sandbox_list(&self, chat: &str, limit: usize) -> Result<Vec<SandboxMessage>, StoreError>;
 
@@ -168,7 +172,12 @@ pub trait Store: Send + Sync {
     fn due_held(&self, now_ms: u64, limit: usize) -> Result<Vec<HeldAlert>, StoreError>;
 
     /// Ends a hold: removes it and, if `forward`, queues its copies, atomically.
-    fn release_held(&self, held: &HeldAlert, forward: bool, now_ms: u64) -> Result<usize, StoreError>;
+    fn release_held(
+        &self,
+        held: &HeldAlert,
+        forward: bool,
+        now_ms: u64,
+    ) -> Result<usize, StoreError>;
 
     /// Removes dedup marks, cooldowns, alert texts and copies older than `cutoff_ms`.
     fn purge_before(&self, cutoff_ms: u64) -> Result<usize, StoreError>;

@@ -91,8 +91,14 @@ enum Abort {
 #[async_trait]
 impl Store for SledStore {
     fn commit_ingest(&self, w: &IngestWrite) -> Result<IngestResult, StoreError> {
-        let res = (&self.seen, &self.outbox, &self.cooldown, &self.alerts, &self.held).transaction(
-            |(seen, outbox, cooldown, alerts, held)| {
+        let res = (
+            &self.seen,
+            &self.outbox,
+            &self.cooldown,
+            &self.alerts,
+            &self.held,
+        )
+            .transaction(|(seen, outbox, cooldown, alerts, held)| {
                 if seen.get(w.dedup_key.as_bytes())?.is_some() {
                     return Err(ConflictableTransactionError::Abort(Abort::Duplicate));
                 }
@@ -137,8 +143,7 @@ impl Store for SledStore {
                     held.insert(held_key(h), enc(h))?;
                 }
                 Ok(IngestResult::Accepted { queued, reminded })
-            },
-        );
+            });
         match res {
             Ok(r) => Ok(r),
             Err(TransactionError::Abort(Abort::Duplicate)) => Ok(IngestResult::Duplicate),
@@ -297,7 +302,11 @@ impl Store for SledStore {
             .collect()
     }
 
-    fn sandbox_append(&self, chat: &str, mut msg: SandboxMessage) -> Result<SandboxMessage, StoreError> {
+    fn sandbox_append(
+        &self,
+        chat: &str,
+        mut msg: SandboxMessage,
+    ) -> Result<SandboxMessage, StoreError> {
         let id = self.db.generate_id()?;
         msg.id = id.to_string();
         let mut key = prefix(chat);
@@ -368,7 +377,12 @@ impl Store for SledStore {
         let mut n = 0;
         for kv in self.seen.iter() {
             let (k, v) = kv?;
-            let at = v.as_ref().try_into().ok().map(u64::from_be_bytes).unwrap_or(0);
+            let at = v
+                .as_ref()
+                .try_into()
+                .ok()
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
             if at < cutoff_ms {
                 self.seen.remove(k)?;
                 n += 1;
@@ -376,7 +390,12 @@ impl Store for SledStore {
         }
         for kv in self.cooldown.iter() {
             let (k, v) = kv?;
-            let until = v.as_ref().try_into().ok().map(u64::from_be_bytes).unwrap_or(0);
+            let until = v
+                .as_ref()
+                .try_into()
+                .ok()
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
             if until < cutoff_ms {
                 self.cooldown.remove(k)?;
                 n += 1;
@@ -431,9 +450,15 @@ mod tests {
         let s = SledStore::temporary().unwrap();
         assert_eq!(
             s.commit_ingest(&write("sandbox|veulen|1")).unwrap(),
-            IngestResult::Accepted { queued: 2, reminded: false }
+            IngestResult::Accepted {
+                queued: 2,
+                reminded: false
+            }
         );
-        assert_eq!(s.commit_ingest(&write("sandbox|veulen|1")).unwrap(), IngestResult::Duplicate);
+        assert_eq!(
+            s.commit_ingest(&write("sandbox|veulen|1")).unwrap(),
+            IngestResult::Duplicate
+        );
         let acc = AccountId::parse("sandbox").unwrap();
         assert_eq!(s.pending(&acc, 100).unwrap().len(), 2);
     }
@@ -454,9 +479,27 @@ mod tests {
             alert: None,
             held: None,
         };
-        assert_eq!(s.commit_ingest(&rem("a", 0)).unwrap(), IngestResult::Accepted { queued: 1, reminded: true });
-        assert_eq!(s.commit_ingest(&rem("b", 500)).unwrap(), IngestResult::Accepted { queued: 0, reminded: false });
-        assert_eq!(s.commit_ingest(&rem("c", 1_500)).unwrap(), IngestResult::Accepted { queued: 1, reminded: true });
+        assert_eq!(
+            s.commit_ingest(&rem("a", 0)).unwrap(),
+            IngestResult::Accepted {
+                queued: 1,
+                reminded: true
+            }
+        );
+        assert_eq!(
+            s.commit_ingest(&rem("b", 500)).unwrap(),
+            IngestResult::Accepted {
+                queued: 0,
+                reminded: false
+            }
+        );
+        assert_eq!(
+            s.commit_ingest(&rem("c", 1_500)).unwrap(),
+            IngestResult::Accepted {
+                queued: 1,
+                reminded: true
+            }
+        );
     }
 
     #[test]
@@ -465,7 +508,14 @@ mod tests {
         s.commit_ingest(&write("o1")).unwrap();
         let acc = AccountId::parse("sandbox").unwrap();
         let first = s.pending(&acc, 1).unwrap().remove(0);
-        s.complete(&first, &Sent { message_id: "42".into() }, 2_000).unwrap();
+        s.complete(
+            &first,
+            &Sent {
+                message_id: "42".into(),
+            },
+            2_000,
+        )
+        .unwrap();
         assert_eq!(s.pending(&acc, 100).unwrap().len(), 1);
         let copies = s.copies_of("o1").unwrap();
         assert_eq!(copies.len(), 1);
@@ -505,7 +555,11 @@ mod tests {
         let s = SledStore::temporary().unwrap();
         let mut w = write("o1");
         let copies = std::mem::take(&mut w.outbox);
-        w.held = Some(HeldAlert { origin: "o1".into(), until_ms: 5_000, outbox: copies });
+        w.held = Some(HeldAlert {
+            origin: "o1".into(),
+            until_ms: 5_000,
+            outbox: copies,
+        });
         s.commit_ingest(&w).unwrap();
         let acc = AccountId::parse("sandbox").unwrap();
         assert!(s.pending(&acc, 10).unwrap().is_empty());

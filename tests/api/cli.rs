@@ -1,0 +1,177 @@
+//! The command line contract: check-config and simulate.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_buurtrelay"))
+}
+
+fn heers() -> String {
+    format!("{}/config/heers.toml", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn the_shipped_heers_config_is_valid() {
+    let out = bin().args(["check-config", &heers()]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("11 groups"), "{stdout}");
+}
+
+#[test]
+fn check_config_names_file_line_and_column_for_every_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("broken.toml");
+    std::fs::write(
+        &f,
+        r#"[accounts.sandbox]
+platform = "sandbox"
+
+[[groups]]
+id = "veulen"
+name = "Veulen"
+account = "sandbox"
+chat = "veulen"
+
+[[groups]]
+id = "veulen"
+name = "Veulen again"
+account = "sandbox"
+chat = "veulen2"
+
+[[groups]]
+id = "heers"
+name = "Heers"
+account = "telegram-bot"
+chat = "heers"
+
+[protocol]
+[[protocol.categories]]
+name = "tractors"
+patterns = ['tractor (zonder']
+
+[[routes]]
+from = ["veulen"]
+to = ["veulen"]
+
+[[routes]]
+from = "*"
+to = ["batsheers"]
+categories = ["burglary"]
+"#,
+    )
+    .unwrap();
+    let out = bin()
+        .args(["check-config", f.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let name = f.display().to_string();
+    let expect = [
+        format!("{name}:11:6: duplicate group id `veulen`"),
+        format!("{name}:19:11: group `heers`: unknown account `telegram-bot`"),
+        format!(
+            "{name}:25:13: protocol: bad regex in category `tractors` patterns: `tractor (zonder`"
+        ),
+        format!("{name}:28:8: route 1 can never match: it only sends to its own source groups"),
+        format!("{name}:33:7: route 2: to: unknown group `batsheers`"),
+        format!("{name}:34:15: route 2: unknown category `burglary`"),
+    ];
+    for e in expect {
+        assert!(err.contains(&e), "missing `{e}` in:\n{err}");
+    }
+}
+
+#[test]
+fn an_unknown_key_is_reported_where_it_stands() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("typo.toml");
+    std::fs::write(&f, "[network]\nname = \"x\"\nlanguge = \"nl\"\n").unwrap();
+    let out = bin()
+        .args(["check-config", f.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{}:3:1: unknown field `languge`", f.display())),
+        "{err}"
+    );
+}
+
+fn simulate(args: &[&str]) -> Value {
+    let mut cmd = bin();
+    cmd.args(["simulate", "--config", &heers(), "--json"])
+        .args(args);
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn simulate_prints_the_decision_in_the_documented_json() {
+    let v = simulate(&[
+        "--group",
+        "veulen",
+        "Verdachte grijze bestelwagen rijdt traag door de Kerkstraat",
+    ]);
+    assert_eq!(v["alert"], true);
+    assert_eq!(v["categories"], serde_json::json!(["suspicious_vehicle"]));
+    assert_eq!(v["confirmed"], false);
+    let actions = v["actions"].as_array().unwrap();
+    assert_eq!(actions[0]["kind"], "remind");
+    assert_eq!(actions[0]["group"], "veulen");
+    assert_eq!(
+        actions.iter().filter(|a| a["kind"] == "forward").count(),
+        10
+    );
+    assert!(
+        actions[0].get("cooldown_key").is_none(),
+        "no user id in the output"
+    );
+}
+
+#[test]
+fn simulate_shows_a_coordinator_is_not_reminded_and_chit_chat_does_nothing() {
+    let v = simulate(&[
+        "--group",
+        "veulen",
+        "--sender",
+        "coord-veulen",
+        "Inbraak in de Molenstraat",
+    ]);
+    assert!(
+        v["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["kind"] == "forward")
+    );
+    let v = simulate(&["--group", "veulen", "Onze kat is weg"]);
+    assert_eq!(v["alert"], false);
+    assert_eq!(
+        v["actions"],
+        serde_json::json!([{"kind": "none", "group": "veulen", "reason": "not an alert"}])
+    );
+}
+
+#[test]
+fn simulate_refuses_an_unknown_group() {
+    let out = bin()
+        .args(["simulate", "--config", &heers(), "--group", "nowhere", "x"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown group `nowhere`"));
+}

@@ -1,0 +1,374 @@
+//! `spawn_app()`: the real relay on port 0 with a fresh data dir, plus a
+//! fake Telegram Bot API that speaks the real JSON.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::{Path as AxPath, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::post;
+use buurtrelay::startup::{AppState, Application, Overrides};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+static LOG: Once = Once::new();
+
+/// Quiet logs unless TEST_LOG is set.
+pub fn init_logs() {
+    LOG.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            buurtrelay::telemetry::init("debug,sled=warn,hyper=warn");
+        }
+    });
+}
+
+pub struct TestApp {
+    pub addr: String,
+    pub client: reqwest::Client,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    pub state: AppState,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+pub async fn spawn_app(config: &str) -> TestApp {
+    init_logs();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config_path = dir.path().join("relay.toml");
+    std::fs::write(&config_path, config).expect("write config");
+    start(dir, config_path).await
+}
+
+async fn start(dir: tempfile::TempDir, config_path: PathBuf) -> TestApp {
+    let app = Application::build(
+        &config_path,
+        Overrides {
+            listen: Some("127.0.0.1:0".parse().expect("addr")),
+            data_dir: Some(dir.path().join("data")),
+        },
+    )
+    .await
+    .expect("app builds");
+    let addr = format!("http://{}", app.local_addr());
+    let state = app.state();
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(app.run_until(async move {
+        let _ = rx.await;
+    }));
+    TestApp {
+        addr,
+        client: reqwest::Client::new(),
+        dir,
+        config_path,
+        state,
+        stop: Some(tx),
+        handle: Some(handle),
+    }
+}
+
+impl TestApp {
+    /// Graceful stop, then a new relay on the same data dir and config.
+    pub async fn restart(mut self) -> TestApp {
+        self.stop_now().await;
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
+        let config_path = self.config_path.clone();
+        // Release the store (and its file lock) before opening it again.
+        drop(self);
+        start(dir, config_path).await
+    }
+
+    pub async fn stop_now(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.expect("join").expect("clean stop");
+        }
+    }
+
+    pub async fn post_sandbox(&self, group: &str, sender: &str, name: &str, text: &str) -> Value {
+        let r = self
+            .client
+            .post(format!("{}/sandbox/{group}/messages", self.addr))
+            .json(&json!({"sender": sender, "sender_name": name, "text": text}))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), 201, "sandbox post accepted");
+        r.json().await.expect("json")
+    }
+
+    pub async fn sandbox_messages(&self, group: &str) -> Vec<Value> {
+        let v: Value = self
+            .client
+            .get(format!("{}/sandbox/{group}/messages", self.addr))
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        v["messages"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Messages the relay wrote into a sandbox group.
+    pub async fn relayed(&self, group: &str) -> Vec<Value> {
+        self.sandbox_messages(group)
+            .await
+            .into_iter()
+            .filter(|m| m["from_relay"] == true)
+            .collect()
+    }
+
+    pub async fn webhook(
+        &self,
+        account: &str,
+        secret: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(format!("{}/webhooks/{account}", self.addr))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(s) = secret {
+            req = req.header("X-Telegram-Bot-Api-Secret-Token", s);
+        }
+        req.send().await.expect("webhook")
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.addr))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Waits until `f` holds, polling; panics with `what` after `secs`.
+pub async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if f().await {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// How the fake answers the next sendMessage calls.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    Ok,
+    /// HTTP 429 with `parameters.retry_after` seconds.
+    TooMany(u64),
+    /// HTTP 500.
+    ServerError,
+    /// HTTP 403: bot was kicked from the group.
+    Forbidden,
+}
+
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub token: String,
+    pub body: Value,
+    pub at: Instant,
+    pub answered_ok: bool,
+}
+
+#[derive(Default)]
+struct FakeState {
+    script: Vec<Reply>,
+    calls: Vec<Call>,
+    next_id: i64,
+}
+
+/// A fake Telegram Bot API: `POST /bot<token>/sendMessage`.
+#[derive(Clone)]
+pub struct FakeTelegram {
+    pub url: String,
+    state: Arc<Mutex<FakeState>>,
+}
+
+impl FakeTelegram {
+    pub async fn start() -> FakeTelegram {
+        let state = Arc::new(Mutex::new(FakeState {
+            next_id: 1000,
+            ..FakeState::default()
+        }));
+        let app = axum::Router::new()
+            .route("/{bot}/sendMessage", post(send_message))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FakeTelegram { url, state }
+    }
+
+    /// The next calls are answered in this order; then Ok.
+    pub fn script(&self, replies: Vec<Reply>) {
+        self.state.lock().expect("lock").script = replies;
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.state.lock().expect("lock").calls.clone()
+    }
+
+    /// Successful sends only.
+    pub fn delivered(&self) -> Vec<Value> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c.answered_ok)
+            .map(|c| c.body)
+            .collect()
+    }
+}
+
+async fn send_message(
+    State(state): State<Arc<Mutex<FakeState>>>,
+    AxPath(bot): AxPath<String>,
+    Json(body): Json<Value>,
+) -> impl IntoResponse {
+    let mut s = state.lock().expect("lock");
+    let reply = if s.script.is_empty() {
+        Reply::Ok
+    } else {
+        s.script.remove(0)
+    };
+    let token = bot.strip_prefix("bot").unwrap_or("").to_string();
+    let ok = matches!(reply, Reply::Ok);
+    s.calls.push(Call {
+        token,
+        body: body.clone(),
+        at: Instant::now(),
+        answered_ok: ok,
+    });
+    match reply {
+        Reply::Ok => {
+            s.next_id += 1;
+            let chat_id = body["chat_id"].clone();
+            (
+                StatusCode::OK,
+                Json(json!({"ok": true, "result": {
+                    "message_id": s.next_id,
+                    "from": {"id": 123456, "is_bot": true, "first_name": "BIN Heers"},
+                    "chat": {"id": chat_id, "type": "supergroup"},
+                    "date": 1700000000,
+                    "text": body["text"],
+                }})),
+            )
+        }
+        Reply::TooMany(secs) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            Json(json!({"ok": false, "error_code": 429,
+                "description": format!("Too Many Requests: retry after {secs}"),
+                "parameters": {"retry_after": secs}})),
+        ),
+        Reply::ServerError => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"ok": false, "error_code": 500, "description": "Internal Server Error"})),
+        ),
+        Reply::Forbidden => (
+            StatusCode::FORBIDDEN,
+            Json(
+                json!({"ok": false, "error_code": 403, "description": "Forbidden: bot was kicked from the supergroup chat"}),
+            ),
+        ),
+    }
+}
+
+/// A Telegram network of `n` groups on one bot, pointed at `fake`.
+pub fn telegram_config(fake: &FakeTelegram, villages: &[&str], extra: &str) -> String {
+    telegram_config_with(fake, villages, "", extra)
+}
+
+/// As [`telegram_config`], with extra `[server]` keys.
+pub fn telegram_config_with(
+    fake: &FakeTelegram,
+    villages: &[&str],
+    server: &str,
+    extra: &str,
+) -> String {
+    let mut s = format!(
+        r#"
+[network]
+name = "Test Heers"
+[server]
+reload_poll = "200ms"
+{server}
+[delivery]
+retry_base = "50ms"
+retry_max = "200ms"
+send_timeout = "2s"
+[accounts.bot]
+platform = "telegram"
+token = "123456:TESTTOKEN"
+webhook_secret = "s3cret-token"
+api_url = "{}"
+{extra}
+"#,
+        fake.url
+    );
+    for (i, v) in villages.iter().enumerate() {
+        s.push_str(&format!(
+            "[[groups]]\nid = \"{}\"\nname = \"{v}\"\naccount = \"bot\"\nchat = \"-10010000000{i:02}\"\ncoordinators = [\"900{i}\"]\n",
+            v.to_lowercase()
+        ));
+    }
+    s
+}
+
+/// A Telegram `Update` with a group message, exactly as the Bot API sends it.
+pub fn tg_update(
+    update_id: i64,
+    chat: &str,
+    message_id: i64,
+    from_id: i64,
+    first_name: &str,
+    text: &str,
+) -> String {
+    json!({
+        "update_id": update_id,
+        "message": {
+            "message_id": message_id,
+            "from": {"id": from_id, "is_bot": false, "first_name": first_name, "last_name": "Peeters", "language_code": "nl"},
+            "chat": {"id": chat.parse::<i64>().expect("numeric chat"), "title": "BIN", "type": "supergroup"},
+            "date": 1764300000,
+            "text": text
+        }
+    })
+    .to_string()
+}
+
+pub fn heers_config_with_sandbox() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/heers.toml");
+    std::fs::read_to_string(path).expect("config/heers.toml")
+}

@@ -1,0 +1,9 @@
+//! Integration tests: the real relay (HTTP server, sled store, workers) on
+//! port 0, driven through the sandbox platform and a fake Telegram API.
+
+mod cli;
+mod durability;
+mod helpers;
+mod reload;
+mod sandbox;
+mod telegram;
