@@ -3,9 +3,13 @@
 
 use super::*;
 
-fn rules() -> RuleSet {
+static RULES: std::sync::LazyLock<RuleSet> = std::sync::LazyLock::new(|| {
     RuleSet::compile(true, None, &["101".to_string(), "112".to_string()])
         .expect("built-in rules compile")
+});
+
+fn rules() -> &'static RuleSet {
+    &RULES
 }
 
 fn confirmed(text: &str) -> bool {
@@ -105,4 +109,21 @@ fn emergency_numbers_follow_the_network() {
     let dutch = RuleSet::compile(true, None, &["112".to_string()]).expect("compile");
     assert!(dutch.classify("Verdachte man, 112 gebeld").confirmed);
     assert!(!dutch.confirms(&normalize("heb 0900 gebeld")));
+}
+
+#[test]
+fn no_text_makes_the_classifier_panic() {
+    let r = rules();
+    let mut rng = fastrand::Rng::with_seed(11);
+    let alphabet: Vec<char> = "aeiouvdchtn 101112?!.,;:\n'’éèçñßæœ🚓👍\u{200d}\u{0301}ÅİIJ"
+        .chars()
+        .collect();
+    for _ in 0..3_000 {
+        let len = rng.usize(0..200);
+        let text: String = (0..len)
+            .map(|_| alphabet[rng.usize(0..alphabet.len())])
+            .collect();
+        let c = r.classify(&text);
+        assert!(c.alert || c.categories.is_empty());
+    }
 }
