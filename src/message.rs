@@ -69,8 +69,31 @@ pub enum Inbound {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum OutboundKind {
+    /// A copy of an alert in another group.
     Forward,
+    /// A follow-up, correction or all-clear attached to a copy.
+    FollowUp,
+    /// The reminder to call the police first.
     Reminder,
+}
+
+impl OutboundKind {
+    /// Delivery priority: alerts before follow-ups before reminders.
+    pub fn priority(self) -> u8 {
+        match self {
+            OutboundKind::Forward => 0,
+            OutboundKind::FollowUp => 1,
+            OutboundKind::Reminder => 2,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboundKind::Forward => "forward",
+            OutboundKind::FollowUp => "followup",
+            OutboundKind::Reminder => "reminder",
+        }
+    }
 }
 
 /// One message to send to one chat through one account.

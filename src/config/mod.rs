@@ -90,6 +90,18 @@ impl PlatformKind {
         }
     }
 
+    /// The platform's published send limits, as defaults: (per chat, per
+    /// account, sends in flight).
+    fn default_limits(self) -> (&'static [&'static str], &'static [&'static str], usize) {
+        match self {
+            // Nothing to protect: a demo platform in the store.
+            Self::Sandbox => (&[], &[], 16),
+            // Bot API FAQ: about one message per second in a chat, at most 20
+            // per minute in a group, about 30 per second for the bot.
+            Self::Telegram => (&["1/1s", "20/1m"], &["30/1s"], 8),
+        }
+    }
+
     fn default_api_url(self) -> &'static str {
         match self {
             Self::Sandbox => "",
@@ -187,6 +199,47 @@ pub struct DeliveryPolicy {
     pub max_age: Duration,
 }
 
+/// "At most `count` sends per `period`", counted over a sliding window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub count: u32,
+    pub period: Duration,
+}
+
+impl Window {
+    /// Parses `N/DURATION`: `1/1s`, `20/1m`, `30/s`.
+    pub fn parse(s: &str) -> Result<Window, String> {
+        let (n, d) = s
+            .split_once('/')
+            .ok_or_else(|| format!("limit `{s}` must look like `20/1m` (count/duration)"))?;
+        let count: u32 = n
+            .trim()
+            .parse()
+            .ok()
+            .filter(|c| *c > 0)
+            .ok_or_else(|| format!("limit `{s}`: `{n}` is not a positive count"))?;
+        let d = d.trim();
+        let d = if d.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+            d.to_string()
+        } else {
+            format!("1{d}")
+        };
+        let period = parse_duration(&d).map_err(|e| format!("limit `{s}`: {e}"))?;
+        if period.is_zero() {
+            return Err(format!("limit `{s}`: the period must not be zero"));
+        }
+        Ok(Window { count, period })
+    }
+}
+
+/// How fast an account may send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub per_chat: Vec<Window>,
+    pub per_account: Vec<Window>,
+    pub max_in_flight: usize,
+}
+
 #[derive(Clone, Debug)]
 pub struct Account {
     pub id: AccountId,
@@ -195,6 +248,7 @@ pub struct Account {
     pub token: Option<Secret>,
     pub webhook_secret: Option<Secret>,
     pub display_name: String,
+    pub limits: Limits,
 }
 
 #[derive(Clone, Debug)]
@@ -745,6 +799,40 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
             .display_name
             .as_ref()
             .map_or_else(|| "buurtrelay".to_string(), |d| d.get_ref().clone());
+        let (chat_default, account_default, in_flight_default) = platform.default_limits();
+        let mut windows =
+            |v: &Option<Spanned<Vec<String>>>, default: &[&str], key: &str| -> Vec<Window> {
+                match v {
+                    None => default
+                        .iter()
+                        .filter_map(|w| Window::parse(w).ok())
+                        .collect(),
+                    Some(list) => list
+                        .get_ref()
+                        .iter()
+                        .filter_map(|w| match Window::parse(w) {
+                            Ok(w) => Some(w),
+                            Err(e) => {
+                                cx.err(list.span(), format!("accounts.{aid}.{key}: {e}"));
+                                None
+                            }
+                        })
+                        .collect(),
+                }
+            };
+        let per_chat = windows(&a.per_chat_limits, chat_default, "per_chat_limits");
+        let per_account = windows(&a.per_account_limits, account_default, "per_account_limits");
+        let max_in_flight = match &a.max_in_flight {
+            None => in_flight_default,
+            Some(m) if (1..=256).contains(m.get_ref()) => *m.get_ref() as usize,
+            Some(m) => {
+                cx.err(
+                    m.span(),
+                    format!("accounts.{aid}.max_in_flight must be between 1 and 256"),
+                );
+                in_flight_default
+            }
+        };
         accounts.insert(
             aid.clone(),
             Account {
@@ -754,6 +842,11 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
                 token,
                 webhook_secret,
                 display_name,
+                limits: Limits {
+                    per_chat,
+                    per_account,
+                    max_in_flight,
+                },
             },
         );
     }

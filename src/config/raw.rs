@@ -75,6 +75,12 @@ pub struct RawAccount {
     pub webhook_secret: Option<Spanned<String>>,
     /// The name the relay posts under in sandbox groups.
     pub display_name: Option<Spanned<String>>,
+    /// Send limits per chat, e.g. ["1/1s", "20/1m"] (platform default if absent).
+    pub per_chat_limits: Option<Spanned<Vec<String>>>,
+    /// Send limits for the whole account, e.g. ["30/1s"].
+    pub per_account_limits: Option<Spanned<Vec<String>>>,
+    /// At most this many sends of this account at once (different chats).
+    pub max_in_flight: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,50 +1,51 @@
-//! Delivery workers: one per account, draining that account's outbox.
+//! Delivery: one dispatcher per account, draining that account's outbox.
 //!
 //! Guarantees:
 //! - at-least-once: an entry leaves the outbox only in the same atomic step
-//!   that records the delivered copy; a crash between the platform's answer
-//!   and that step re-sends one message (the bound on duplicates: one per
-//!   entry in flight, and a worker has one in flight at a time);
-//! - strict order within a chat: an entry waiting for a retry holds back the
-//!   later entries for the same chat (an all-clear never overtakes its alert);
-//! - 429 answers pause that chat for exactly the time the platform asked;
-//! - 5xx, timeouts and connection errors are retried with exponential
-//!   backoff and jitter; an entry older than `delivery.max_age`, or refused
-//!   for good, becomes a dead letter: kept, counted, re-sendable.
+//!   that records the delivered copy. A crash between the platform's answer
+//!   and that step re-sends what was in flight: at most `max_in_flight`
+//!   messages per account (one per chat), the bound on duplicates;
+//! - strict order within a chat: only the head of a chat's queue is ever in
+//!   flight, and a head waiting for a retry holds back the chat's later
+//!   entries (an all-clear never overtakes its alert);
+//! - priorities: alerts before follow-ups before reminders (the outbox is
+//!   ordered that way);
+//! - limits: per chat and per account sliding windows ([`limits`]); a 429
+//!   pauses the chat (or the account) for exactly the time the platform asked;
+//! - 5xx, timeouts and connection errors are retried with exponential backoff
+//!   and jitter; an entry older than `delivery.max_age`, or refused for good,
+//!   becomes a dead letter: kept, counted, re-sendable;
+//! - shutdown: no new sends; the ones in flight finish (each bounded by
+//!   `delivery.send_timeout`); everything else stays in the outbox.
 
+pub mod limits;
 mod retry;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
 pub use retry::backoff;
 
 use crate::config::{AccountId, ChatId};
+use crate::message::Sent;
 use crate::platform::SendError;
-use crate::runtime::Runtime;
 use crate::startup::AppState;
 use crate::store::OutboxEntry;
 use crate::time::now_ms;
+use limits::Limiter;
 
-/// What one step of a worker did.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Nothing due; the earliest entry is due at this time (ms), if any.
-    Idle {
-        next_due_ms: Option<u64>,
-    },
-    Delivered,
-    RetryLater,
-    GaveUp,
-    /// The account is gone from the config: its entries wait for it.
-    AccountGone,
-}
+/// How many outbox entries a dispatcher keeps decoded in memory (a cache of
+/// the store, which stays the truth).
+const CACHE: usize = 4096;
+/// Look at the whole outbox again this often (entries re-sent by an admin
+/// come back with their old id).
+const FULL_RESCAN: Duration = Duration::from_secs(10);
 
-/// Runs one worker per configured account until shutdown; follows reloads.
+/// Runs one dispatcher per configured account until shutdown; follows reloads.
 pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
     let mut workers: HashMap<AccountId, (JoinHandle<()>, watch::Sender<bool>)> = HashMap::new();
     let mut runtime = state.runtime.subscribe();
@@ -61,7 +62,7 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
         for id in accounts {
             if let std::collections::hash_map::Entry::Vacant(slot) = workers.entry(id.clone()) {
                 let (stop_tx, stop_rx) = watch::channel(false);
-                let h = tokio::spawn(worker(state.clone(), id, stop_rx));
+                let h = tokio::spawn(Dispatcher::new(state.clone(), id).run(stop_rx));
                 slot.insert((h, stop_tx));
             }
         }
@@ -74,179 +75,298 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
         let _ = stop.send(true);
     }
     for (id, (h, _)) in workers {
-        // A send in flight gets its own timeout to finish; the rest stays queued.
         if h.await.is_err() {
             warn!(account = %id, "delivery worker ended abnormally");
         }
     }
 }
 
-async fn worker(state: AppState, account: AccountId, mut stop: watch::Receiver<bool>) {
-    debug!(%account, "delivery worker started");
-    let mut paused: HashMap<ChatId, u64> = HashMap::new();
-    loop {
-        if *stop.borrow() {
-            break;
+/// The result of one send, reported back to the dispatcher.
+struct Done {
+    key: (u8, u64),
+    result: Result<Sent, SendError>,
+    elapsed: Duration,
+}
+
+struct Dispatcher {
+    state: AppState,
+    account: AccountId,
+    limiter: Option<Limiter>,
+    /// Decoded pending entries, keyed like the outbox: (priority, id).
+    queue: BTreeMap<(u8, u64), OutboxEntry>,
+    /// Highest entry id loaded so far.
+    cursor: Option<u64>,
+    truncated: bool,
+    last_full: Option<Instant>,
+    in_flight: HashSet<ChatId>,
+    done_tx: mpsc::UnboundedSender<Done>,
+    done_rx: mpsc::UnboundedReceiver<Done>,
+}
+
+impl Dispatcher {
+    fn new(state: AppState, account: AccountId) -> Self {
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        Self {
+            state,
+            account,
+            limiter: None,
+            queue: BTreeMap::new(),
+            cursor: None,
+            truncated: false,
+            last_full: None,
+            in_flight: HashSet::new(),
+            done_tx,
+            done_rx,
         }
-        // Register interest before looking, so a wake-up between the look
-        // and the wait is not lost.
-        let notified = state.wake.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        let rt = state.runtime.borrow().clone();
-        match try_deliver_next(&state, &rt, &account, &mut paused).await {
-            Outcome::Idle { next_due_ms } => {
-                let wait = next_due_ms
-                    .map(|t| Duration::from_millis(t.saturating_sub(now_ms())))
-                    .unwrap_or(Duration::from_secs(5))
-                    .min(Duration::from_secs(5));
-                tokio::select! {
-                    _ = &mut notified => {}
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = stop.changed() => {}
+    }
+
+    async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        debug!(account = %self.account, "delivery worker started");
+        let mut stopping = false;
+        let wake = self.state.wake.clone();
+        loop {
+            // Register interest before looking, so a wake-up between the look
+            // and the wait is not lost.
+            let notified = wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+
+            while let Ok(done) = self.done_rx.try_recv() {
+                self.finish(done);
+            }
+            let mut next_due = None;
+            if !stopping {
+                let rt = self.state.runtime.borrow().clone();
+                let Some(account) = rt.config.accounts.get(&self.account) else {
+                    // Removed from the config: its entries wait in the store.
+                    stopping = true;
+                    continue;
+                };
+                match &mut self.limiter {
+                    Some(l) => l.update(&account.limits),
+                    None => self.limiter = Some(Limiter::new(account.limits.clone())),
+                }
+                self.refresh();
+                next_due = self.dispatch(&rt);
+            }
+            if stopping && self.in_flight.is_empty() {
+                break;
+            }
+            let wait = next_due
+                .map(|t: u64| Duration::from_millis(t.saturating_sub(now_ms())))
+                .unwrap_or(Duration::from_secs(5))
+                .min(Duration::from_secs(5));
+            let done = tokio::select! {
+                d = self.done_rx.recv() => d,
+                _ = &mut notified, if !stopping => None,
+                _ = tokio::time::sleep(wait), if !stopping => None,
+                _ = stop.changed(), if !stopping => {
+                    stopping = true;
+                    None
+                }
+            };
+            if let Some(done) = done {
+                self.finish(done);
+            }
+        }
+        debug!(account = %self.account, "delivery worker stopped");
+    }
+
+    /// Loads entries accepted since the last look (and, now and then, all).
+    fn refresh(&mut self) {
+        let full_due = self.last_full.is_none_or(|t| t.elapsed() >= FULL_RESCAN)
+            || (self.truncated && self.queue.len() < CACHE / 2);
+        let loaded = if full_due {
+            self.state.store.pending(&self.account, CACHE).map(|v| {
+                // Keep the decoded copies of entries in flight as they are.
+                self.queue
+                    .retain(|_, e| self.in_flight.contains(&e.msg.chat));
+                self.last_full = Some(Instant::now());
+                self.truncated = v.len() >= CACHE;
+                v
+            })
+        } else if self.queue.len() < CACHE {
+            let room = CACHE - self.queue.len();
+            self.state
+                .store
+                .pending_after(&self.account, self.cursor, room)
+                .inspect(|v| {
+                    if v.len() >= room {
+                        self.truncated = true;
+                    }
+                })
+        } else {
+            return;
+        };
+        match loaded {
+            Ok(entries) => {
+                for e in entries {
+                    self.cursor = Some(self.cursor.map_or(e.id, |c| c.max(e.id)));
+                    self.queue.entry((e.msg.kind.priority(), e.id)).or_insert(e);
                 }
             }
-            Outcome::AccountGone => break,
-            Outcome::Delivered | Outcome::RetryLater | Outcome::GaveUp => {}
+            Err(e) => error!(account = %self.account, error = %e, "cannot read the outbox"),
         }
     }
-    debug!(%account, "delivery worker stopped");
-}
 
-/// Sends the next due entry of `account`, if any.
-pub async fn try_deliver_next(
-    state: &AppState,
-    rt: &Runtime,
-    account: &AccountId,
-    paused: &mut HashMap<ChatId, u64>,
-) -> Outcome {
-    let Some(platform) = rt.platforms.get(account) else {
-        return Outcome::AccountGone;
-    };
-    let entries = match state.store.pending(account, 512) {
-        Ok(e) => e,
-        Err(e) => {
-            error!(%account, error = %e, "cannot read the outbox");
-            return Outcome::Idle {
-                next_due_ms: Some(now_ms() + 1_000),
-            };
-        }
-    };
-    let now = now_ms();
-    let mut blocked: HashSet<ChatId> = HashSet::new();
-    let mut next_due: Option<u64> = None;
-    let mut pick: Option<OutboxEntry> = None;
-    for e in entries {
-        if blocked.contains(&e.msg.chat) {
-            continue;
-        }
-        let pause = paused.get(&e.msg.chat).copied().unwrap_or(0);
-        let due = e.next_at_ms.max(pause);
-        if due > now {
-            blocked.insert(e.msg.chat.clone());
-            next_due = Some(next_due.map_or(due, |n: u64| n.min(due)));
-            continue;
-        }
-        pick = Some(e);
-        break;
-    }
-    let Some(mut entry) = pick else {
-        return Outcome::Idle {
-            next_due_ms: next_due,
+    /// Starts every send that is due and allowed; returns when to look again.
+    fn dispatch(&mut self, rt: &crate::runtime::Runtime) -> Option<u64> {
+        let Some(platform) = rt.platforms.get(&self.account).cloned() else {
+            return None;
         };
-    };
+        let Some(limiter) = self.limiter.as_mut() else {
+            return None;
+        };
+        let now = now_ms();
+        let mut heads: HashSet<&ChatId> = HashSet::new();
+        let mut next_due: Option<u64> = None;
+        let mut start = Vec::new();
+        let max = limiter.max_in_flight();
+        for (key, e) in &self.queue {
+            if self.in_flight.len() + start.len() >= max {
+                break;
+            }
+            // Only the head of each chat's queue may go.
+            if !heads.insert(&e.msg.chat) || self.in_flight.contains(&e.msg.chat) {
+                continue;
+            }
+            let ready = e.next_at_ms.max(limiter.ready_at(&e.msg.chat, now));
+            if ready > now {
+                next_due = Some(next_due.map_or(ready, |n| n.min(ready)));
+                continue;
+            }
+            limiter.record(&e.msg.chat, now);
+            start.push(*key);
+        }
+        let timeout = rt.config.delivery.send_timeout;
+        for key in start {
+            let Some(entry) = self.queue.get(&key) else {
+                continue;
+            };
+            self.in_flight.insert(entry.msg.chat.clone());
+            let msg = entry.msg.clone();
+            let platform = platform.clone();
+            let tx = self.done_tx.clone();
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let result = match tokio::time::timeout(timeout, platform.send(&msg)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(SendError::Transient(format!(
+                        "no answer within {timeout:?}"
+                    ))),
+                };
+                let _ = tx.send(Done {
+                    key,
+                    result,
+                    elapsed: started.elapsed(),
+                });
+            });
+        }
+        next_due
+    }
 
-    let policy = &rt.config.delivery;
-    let started = Instant::now();
-    let result = match tokio::time::timeout(policy.send_timeout, platform.send(&entry.msg)).await {
-        Ok(r) => r,
-        Err(_) => Err(SendError::Transient(format!(
-            "no answer within {:?}",
-            policy.send_timeout
-        ))),
-    };
-    let acc = account.as_str();
-    state.metrics.observe(
-        "buurtrelay_send_seconds",
-        &[("account", acc)],
-        started.elapsed().as_secs_f64(),
-    );
-    let now = now_ms();
-    match result {
-        Ok(sent) => {
-            state.metrics.inc(
-                "buurtrelay_sends_total",
-                &[("account", acc), ("outcome", "ok")],
-            );
-            if let Err(e) = state.store.complete(&entry, &sent, now) {
-                // The copy is out but not recorded: it stays queued and will be
-                // sent again (at-least-once). Flag it loudly.
-                error!(%account, group = %entry.msg.group, error = %e, "sent but could not record the delivery");
-                return Outcome::RetryLater;
+    /// Books the result of one send.
+    fn finish(&mut self, done: Done) {
+        let Some(mut entry) = self.queue.remove(&done.key) else {
+            return;
+        };
+        self.in_flight.remove(&entry.msg.chat);
+        let state = &self.state;
+        let account = &self.account;
+        let acc = account.as_str();
+        state.metrics.observe(
+            "buurtrelay_send_seconds",
+            &[("account", acc)],
+            done.elapsed.as_secs_f64(),
+        );
+        let policy = state.runtime.borrow().config.delivery.clone();
+        let now = now_ms();
+        match done.result {
+            Ok(sent) => {
+                state.metrics.inc(
+                    "buurtrelay_sends_total",
+                    &[("account", acc), ("outcome", "ok")],
+                );
+                if let Err(e) = state.store.complete(&entry, &sent, now) {
+                    // The copy is out but not recorded: it stays queued and will
+                    // be sent again (at-least-once). Flag it loudly.
+                    error!(%account, group = %entry.msg.group, error = %e, "sent but could not record the delivery");
+                    self.queue.insert(done.key, entry);
+                    return;
+                }
+                debug!(%account, group = %entry.msg.group, kind = entry.msg.kind.as_str(), "delivered");
             }
-            debug!(%account, group = %entry.msg.group, kind = ?entry.msg.kind, "delivered");
-            Outcome::Delivered
-        }
-        Err(SendError::RateLimited(wait)) => {
-            state.metrics.inc(
-                "buurtrelay_sends_total",
-                &[("account", acc), ("outcome", "rate_limited")],
-            );
-            let until = now + wait.as_millis() as u64;
-            paused.insert(entry.msg.chat.clone(), until);
-            entry.next_at_ms = until;
-            entry.last_error = Some(format!("rate limited for {wait:?}"));
-            if let Err(e) = state.store.reschedule(&entry) {
-                error!(%account, error = %e, "cannot store the retry time");
+            Err(SendError::RateLimited(wait)) | Err(SendError::AccountRateLimited(wait)) => {
+                let account_wide = matches!(done.result, Err(SendError::AccountRateLimited(_)));
+                state.metrics.inc(
+                    "buurtrelay_sends_total",
+                    &[("account", acc), ("outcome", "rate_limited")],
+                );
+                let until = now + wait.as_millis() as u64;
+                if let Some(l) = self.limiter.as_mut() {
+                    if account_wide {
+                        l.pause_account(until);
+                    } else {
+                        l.pause_chat(&entry.msg.chat, until);
+                    }
+                }
+                entry.next_at_ms = until;
+                entry.last_error = Some(format!("rate limited for {wait:?}"));
+                if let Err(e) = state.store.reschedule(&entry) {
+                    error!(%account, error = %e, "cannot store the retry time");
+                }
+                warn!(%account, chat = %entry.msg.chat, wait_ms = wait.as_millis() as u64, account_wide, "platform asked to slow down");
+                self.queue.insert(done.key, entry);
             }
-            warn!(%account, chat = %entry.msg.chat, wait_ms = wait.as_millis() as u64, "platform asked to slow down");
-            Outcome::RetryLater
-        }
-        Err(SendError::Transient(why)) => {
-            entry.attempts += 1;
-            entry.last_error = Some(why.clone());
-            if now.saturating_sub(entry.created_ms) > policy.max_age.as_millis() as u64 {
-                return give_up(state, account, entry, "too old");
+            Err(SendError::Transient(why)) => {
+                entry.attempts += 1;
+                entry.last_error = Some(why.clone());
+                if now.saturating_sub(entry.created_ms) > policy.max_age.as_millis() as u64 {
+                    self.give_up(entry, "too old");
+                    return;
+                }
+                state.metrics.inc(
+                    "buurtrelay_sends_total",
+                    &[("account", acc), ("outcome", "retry")],
+                );
+                let delay = backoff(entry.attempts, policy.retry_base, policy.retry_max);
+                entry.next_at_ms = now + delay.as_millis() as u64;
+                if let Err(e) = state.store.reschedule(&entry) {
+                    error!(%account, error = %e, "cannot store the retry time");
+                }
+                warn!(%account, group = %entry.msg.group, attempts = entry.attempts, retry_in_ms = delay.as_millis() as u64, error = %why, "send failed; will retry");
+                self.queue.insert(done.key, entry);
             }
-            state.metrics.inc(
-                "buurtrelay_sends_total",
-                &[("account", acc), ("outcome", "retry")],
-            );
-            let delay = backoff(entry.attempts, policy.retry_base, policy.retry_max);
-            entry.next_at_ms = now + delay.as_millis() as u64;
-            if let Err(e) = state.store.reschedule(&entry) {
-                error!(%account, error = %e, "cannot store the retry time");
+            Err(SendError::Permanent(why)) => {
+                entry.attempts += 1;
+                entry.last_error = Some(why);
+                self.give_up(entry, "refused");
             }
-            warn!(%account, group = %entry.msg.group, attempts = entry.attempts, retry_in_ms = delay.as_millis() as u64, error = %why, "send failed; will retry");
-            Outcome::RetryLater
-        }
-        Err(SendError::Permanent(why)) => {
-            entry.attempts += 1;
-            entry.last_error = Some(why);
-            give_up(state, account, entry, "refused")
         }
     }
-}
 
-fn give_up(state: &AppState, account: &AccountId, entry: OutboxEntry, why: &str) -> Outcome {
-    let acc = account.as_str();
-    state.metrics.inc(
-        "buurtrelay_sends_total",
-        &[("account", acc), ("outcome", "dead")],
-    );
-    state
-        .metrics
-        .inc("buurtrelay_dead_letters_total", &[("account", acc)]);
-    error!(
-        %account, group = %entry.msg.group, attempts = entry.attempts,
-        error = entry.last_error.as_deref().unwrap_or(""),
-        "giving up on a message ({why}): kept as a dead letter"
-    );
-    if let Err(e) = state.store.dead_letter(&entry) {
-        error!(%account, error = %e, "cannot move the entry to the dead letters");
-        return Outcome::RetryLater;
+    fn give_up(&mut self, entry: OutboxEntry, why: &str) {
+        let state = &self.state;
+        let account = &self.account;
+        let acc = account.as_str();
+        state.metrics.inc(
+            "buurtrelay_sends_total",
+            &[("account", acc), ("outcome", "dead")],
+        );
+        state
+            .metrics
+            .inc("buurtrelay_dead_letters_total", &[("account", acc)]);
+        error!(
+            %account, group = %entry.msg.group, attempts = entry.attempts,
+            error = entry.last_error.as_deref().unwrap_or(""),
+            "giving up on a message ({why}): kept as a dead letter"
+        );
+        if let Err(e) = state.store.dead_letter(&entry) {
+            error!(%account, error = %e, "cannot move the entry to the dead letters");
+            self.queue
+                .insert((entry.msg.kind.priority(), entry.id), entry);
+        }
     }
-    Outcome::GaveUp
 }
 
 /// Releases held alerts whose time is up, every second, until shutdown.

@@ -33,9 +33,13 @@ pub enum WebhookError {
 /// Why a send failed, as the delivery workers need to know it.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
-    /// The platform asked us to wait (HTTP 429, `retry_after`).
+    /// The platform asked us to wait before sending to this chat again
+    /// (HTTP 429, `retry_after`).
     #[error("rate limited; retry after {0:?}")]
     RateLimited(Duration),
+    /// The platform asked us to wait before sending anything from this account.
+    #[error("account rate limited; retry after {0:?}")]
+    AccountRateLimited(Duration),
     /// Worth retrying: 5xx, timeout, connection error.
     #[error("transient: {0}")]
     Transient(String),

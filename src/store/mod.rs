@@ -140,8 +140,18 @@ pub trait Store: Send + Sync {
     /// Until when (ms) a member may not be reminded again.
     fn cooldown_until(&self, key: &str) -> Result<Option<u64>, StoreError>;
 
-    /// Pending entries of one account, oldest first.
+    /// Pending entries of one account in delivery order (priority, then
+    /// arrival).
     fn pending(&self, account: &AccountId, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
+
+    /// Pending entries of one account with an id above `after` (entries
+    /// accepted since a previous look; `None`: all), in delivery order.
+    fn pending_after(
+        &self,
+        account: &AccountId,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError>;
 
     /// Removes a delivered entry and records the copy, atomically.
     fn complete(&self, entry: &OutboxEntry, sent: &Sent, at_ms: u64) -> Result<(), StoreError>;

@@ -32,10 +32,15 @@ fn dec<T: DeserializeOwned>(b: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(b).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn outbox_key(account: &AccountId, id: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(account.as_str().len() + 9);
-    k.extend_from_slice(account.as_str().as_bytes());
+/// Outbox keys sort by account, then priority, then arrival: a scan of one
+/// account's prefix yields alerts before follow-ups before reminders, each
+/// in the order they were accepted.
+fn outbox_key(msg: &Outbound, id: u64) -> Vec<u8> {
+    let account = msg.account.as_str();
+    let mut k = Vec::with_capacity(account.len() + 10);
+    k.extend_from_slice(account.as_bytes());
     k.push(0);
+    k.push(msg.kind.priority());
     k.extend_from_slice(&id.to_be_bytes());
     k
 }
@@ -116,7 +121,7 @@ impl Store for SledStore {
                         next_at_ms: 0,
                         last_error: None,
                     };
-                    outbox.insert(outbox_key(&msg.account, id), enc(&entry))?;
+                    outbox.insert(outbox_key(msg, id), enc(&entry))?;
                     queued += 1;
                     Ok(())
                 };
@@ -178,6 +183,35 @@ impl Store for SledStore {
             .collect()
     }
 
+    fn pending_after(
+        &self,
+        account: &AccountId,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let mut out = Vec::new();
+        let first = match after {
+            None => 0,
+            Some(u64::MAX) => return Ok(out),
+            Some(a) => a + 1,
+        };
+        for prio in 0u8..=2 {
+            let mut lo = prefix(account.as_str());
+            lo.push(prio);
+            let mut hi = lo.clone();
+            lo.extend_from_slice(&first.to_be_bytes());
+            hi.extend_from_slice(&u64::MAX.to_be_bytes());
+            for kv in self.outbox.range(lo..=hi) {
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+                let (_, v) = kv?;
+                out.push(dec(&v)?);
+            }
+        }
+        Ok(out)
+    }
+
     fn complete(&self, entry: &OutboxEntry, sent: &Sent, at_ms: u64) -> Result<(), StoreError> {
         let rec = CopyRecord {
             group: entry.msg.group.clone(),
@@ -188,7 +222,7 @@ impl Store for SledStore {
         };
         let mut ckey = prefix(&entry.origin);
         ckey.extend_from_slice(entry.msg.group.as_str().as_bytes());
-        let okey = outbox_key(&entry.msg.account, entry.id);
+        let okey = outbox_key(&entry.msg, entry.id);
         (&self.outbox, &self.copies)
             .transaction(|(outbox, copies)| {
                 outbox.remove(okey.as_slice())?;
@@ -202,7 +236,7 @@ impl Store for SledStore {
     }
 
     fn reschedule(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
-        let key = outbox_key(&entry.msg.account, entry.id);
+        let key = outbox_key(&entry.msg, entry.id);
         // Only update an entry that is still there (never resurrect one).
         if self.outbox.contains_key(&key)? {
             self.outbox.insert(key, enc(entry))?;
@@ -211,7 +245,7 @@ impl Store for SledStore {
     }
 
     fn dead_letter(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
-        let okey = outbox_key(&entry.msg.account, entry.id);
+        let okey = outbox_key(&entry.msg, entry.id);
         let dkey = entry.id.to_be_bytes();
         (&self.outbox, &self.dead)
             .transaction(|(outbox, dead)| {
@@ -246,7 +280,7 @@ impl Store for SledStore {
         entry.attempts = 0;
         entry.next_at_ms = now_ms;
         entry.created_ms = now_ms;
-        let okey = outbox_key(&entry.msg.account, entry.id);
+        let okey = outbox_key(&entry.msg, entry.id);
         (&self.outbox, &self.dead)
             .transaction(|(outbox, dead)| {
                 dead.remove(&dkey)?;
@@ -361,7 +395,7 @@ impl Store for SledStore {
                         next_at_ms: 0,
                         last_error: None,
                     };
-                    outbox.insert(outbox_key(&msg.account, id), enc(&entry))?;
+                    outbox.insert(outbox_key(msg, id), enc(&entry))?;
                     n += 1;
                 }
             }
@@ -520,6 +554,37 @@ mod tests {
         let copies = s.copies_of("o1").unwrap();
         assert_eq!(copies.len(), 1);
         assert_eq!(copies[0].message_id, "42");
+    }
+
+    #[test]
+    fn pending_entries_come_in_priority_order_and_after_a_cursor() {
+        let s = SledStore::temporary().unwrap();
+        let mut w = write("o1");
+        w.outbox[0].kind = OutboundKind::Reminder;
+        s.commit_ingest(&w).unwrap();
+        s.commit_ingest(&write("o2")).unwrap();
+        let acc = AccountId::parse("sandbox").unwrap();
+        let all = s.pending(&acc, 10).unwrap();
+        let kinds: Vec<_> = all.iter().map(|e| e.msg.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                OutboundKind::Forward,
+                OutboundKind::Forward,
+                OutboundKind::Forward,
+                OutboundKind::Reminder
+            ]
+        );
+        let first_o2 = all
+            .iter()
+            .filter(|e| e.origin == "o2")
+            .map(|e| e.id)
+            .min()
+            .unwrap();
+        let after = s.pending_after(&acc, Some(first_o2 - 1), 10).unwrap();
+        assert_eq!(s.pending_after(&acc, None, 10).unwrap().len(), 4);
+        assert!(after.iter().all(|e| e.origin == "o2"));
+        assert_eq!(after.len(), 2);
     }
 
     #[test]
