@@ -211,12 +211,8 @@ impl Dispatcher {
 
     /// Starts every send that is due and allowed; returns when to look again.
     fn dispatch(&mut self, rt: &crate::runtime::Runtime) -> Option<u64> {
-        let Some(platform) = rt.platforms.get(&self.account).cloned() else {
-            return None;
-        };
-        let Some(limiter) = self.limiter.as_mut() else {
-            return None;
-        };
+        let platform = rt.platforms.get(&self.account).cloned()?;
+        let limiter = self.limiter.as_mut()?;
         let now = now_ms();
         let mut heads: HashSet<&ChatId> = HashSet::new();
         let mut next_due: Option<u64> = None;
