@@ -177,13 +177,12 @@ impl Dispatcher {
         let full_due = self.last_full.is_none_or(|t| t.elapsed() >= FULL_RESCAN)
             || (self.truncated && self.queue.len() < CACHE / 2);
         let loaded = if full_due {
-            self.state.store.pending(&self.account, CACHE).map(|v| {
+            self.state.store.pending(&self.account, CACHE).inspect(|v| {
                 // Keep the decoded copies of entries in flight as they are.
                 self.queue
                     .retain(|_, e| self.in_flight.contains(&e.msg.chat));
                 self.last_full = Some(Instant::now());
                 self.truncated = v.len() >= CACHE;
-                v
             })
         } else if self.queue.len() < CACHE {
             let room = CACHE - self.queue.len();
