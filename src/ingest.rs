@@ -167,6 +167,7 @@ async fn handle_message(
 
     let result = state.store.commit_ingest(&w)?;
     state.store.flush().await?;
+    crate::failpoint::hit("after_commit");
 
     match result {
         IngestResult::Duplicate => {

@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod delivery;
+pub mod failpoint;
 pub mod http;
 pub mod ingest;
 pub mod message;

@@ -200,11 +200,29 @@ pub struct Call {
     pub answered_ok: bool,
 }
 
+/// Telegram's published limits, enforced by the fake (time scaled by
+/// `scale`: 0.1 means ten times faster than the real platform).
+#[derive(Clone, Copy, Debug)]
+pub struct TelegramLimits {
+    pub scale: f64,
+    /// Slack for network jitter: the platform's own counting is not exact either.
+    pub tolerance: Duration,
+}
+
 #[derive(Default)]
 struct FakeState {
     script: Vec<Reply>,
     calls: Vec<Call>,
     next_id: i64,
+    /// Share of sends answered with 500, at random.
+    fail_ratio: f64,
+    rng: Option<fastrand::Rng>,
+    /// Sends are never answered.
+    hang: bool,
+    limits: Option<TelegramLimits>,
+    chat_log: std::collections::HashMap<String, std::collections::VecDeque<Instant>>,
+    bot_log: std::collections::VecDeque<Instant>,
+    too_many: u64,
 }
 
 /// A fake Telegram Bot API: `POST /bot<token>/sendMessage`.
@@ -250,6 +268,52 @@ impl FakeTelegram {
             .map(|c| c.body)
             .collect()
     }
+
+    /// Answers this share of sends with 500, at random (seeded).
+    pub fn fail_randomly(&self, ratio: f64, seed: u64) {
+        let mut s = self.state.lock().expect("lock");
+        s.fail_ratio = ratio;
+        s.rng = Some(fastrand::Rng::with_seed(seed));
+    }
+
+    /// Stops (or resumes) answering sends.
+    pub fn hang(&self, on: bool) {
+        self.state.lock().expect("lock").hang = on;
+    }
+
+    /// Enforces Telegram's limits; a send over them gets a 429.
+    pub fn enforce_limits(&self, limits: TelegramLimits) {
+        self.state.lock().expect("lock").limits = Some(limits);
+    }
+
+    /// How many 429 answers the limits produced.
+    pub fn too_many_requests(&self) -> u64 {
+        self.state.lock().expect("lock").too_many
+    }
+}
+
+/// Would one more send now break Telegram's limits? (1/s per chat, 20/min
+/// per group, 30/s per bot; scaled.)
+fn over_limits(s: &mut FakeState, chat: &str, now: Instant) -> bool {
+    let Some(l) = s.limits else { return false };
+    let scaled = |secs: f64| Duration::from_secs_f64(secs * l.scale);
+    let within = |log: &std::collections::VecDeque<Instant>, window: Duration| {
+        log.iter()
+            .filter(|t| now.duration_since(**t) + l.tolerance < window)
+            .count()
+    };
+    let chat_log = s.chat_log.entry(chat.to_string()).or_default();
+    let over = within(chat_log, scaled(1.0)) >= 1
+        || within(chat_log, scaled(60.0)) >= 20
+        || within(&s.bot_log, scaled(1.0)) >= 30;
+    if !over {
+        s.chat_log
+            .entry(chat.to_string())
+            .or_default()
+            .push_back(now);
+        s.bot_log.push_back(now);
+    }
+    over
 }
 
 async fn send_message(
@@ -257,12 +321,31 @@ async fn send_message(
     AxPath(bot): AxPath<String>,
     Json(body): Json<Value>,
 ) -> impl IntoResponse {
+    let hang = state.lock().expect("lock").hang;
+    if hang {
+        // Never answer; the relay's timeout must fire. Nothing is delivered.
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
     let mut s = state.lock().expect("lock");
-    let reply = if s.script.is_empty() {
+    let now = Instant::now();
+    let chat = body["chat_id"].to_string();
+    let mut reply = if s.script.is_empty() {
         Reply::Ok
     } else {
         s.script.remove(0)
     };
+    if matches!(reply, Reply::Ok) {
+        let ratio = s.fail_ratio;
+        if let Some(rng) = s.rng.as_mut() {
+            if rng.f64() < ratio {
+                reply = Reply::ServerError;
+            }
+        }
+    }
+    if matches!(reply, Reply::Ok) && over_limits(&mut s, &chat, now) {
+        s.too_many += 1;
+        reply = Reply::TooMany(1);
+    }
     let token = bot.strip_prefix("bot").unwrap_or("").to_string();
     let ok = matches!(reply, Reply::Ok);
     s.calls.push(Call {

@@ -2,6 +2,8 @@
 //! port 0, driven through the sandbox platform and a fake Telegram API.
 
 mod cli;
+mod crash;
+mod delivery;
 mod durability;
 mod helpers;
 mod reload;
