@@ -127,3 +127,36 @@ fn no_text_makes_the_classifier_panic() {
         assert!(c.alert || c.categories.is_empty());
     }
 }
+
+#[test]
+fn a_red_car_is_not_prowling_but_rode_in_french_is() {
+    assert!(!alert("Mooie rode auto van de nieuwe buren, proficiat!"));
+    assert!(alert("Un homme rôde autour des maisons rue du Moulin"));
+}
+
+#[test]
+fn looking_for_a_plumber_or_losing_a_loved_one_is_not_a_missing_person() {
+    assert!(!alert("Ik ben al een week op zoek naar een loodgieter"));
+    assert!(!alert("We hebben vorige maand onze moeder verloren, bedankt voor de steun"));
+    assert!(alert("Onze dochter van 12 is sinds vanmiddag zoek"));
+}
+
+#[test]
+fn a_hypothetical_question_about_what_to_do_is_not_an_alert() {
+    assert!(!alert("Moet ik 101 bellen als ik een verdachte wagen zie?"));
+    assert!(!alert("Wat een inbraak op mijn portemonnee, die belastingen"));
+}
+
+#[test]
+fn flemish_and_sms_spellings_confirm() {
+    assert!(confirmed("ingebroke bij ons vannacht, flikke zijn gewees"));
+    assert!(confirmed("ik heb 101 gebelt"));
+    assert!(confirmed("cops r on their way"));
+}
+
+#[test]
+fn a_call_that_did_not_get_through_or_is_only_planned_is_not_a_confirmation() {
+    assert!(!confirmed("Verdachte man, heb 101 gebeld maar het was bezet"));
+    assert!(!confirmed("Ik ga de politie op de hoogte brengen"));
+    assert!(!confirmed("Has the police been called yet"));
+}

@@ -1,0 +1,308 @@
+//! Load generator: drives the real relay (the release binary, as a child
+//! process) over HTTP, against a fake Telegram Bot API on loopback, and
+//! prints figures. Not a test: run it by hand.
+//!
+//!     cargo build --release && cargo run --release --example loadgen
+//!
+//! Scenarios:
+//!   (a) alerts from one group fanned out to 10 groups, no rate limit:
+//!       sustained ingest rate (closed loop), webhook ack latency at
+//!       500 alerts/s and end-to-end latency (webhook → last copy) at
+//!       100 alerts/s (open loop: requests leave on schedule);
+//!   (b) chit-chat only: sustained ingest rate with durable acks;
+//!   (c) classification alone, per message, on one core.
+//! And the relay's peak RSS (VmHWM).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::State;
+use axum::routing::post;
+use serde_json::{Value, json};
+
+const GROUPS: usize = 11;
+
+#[derive(Default)]
+struct Fake {
+    /// message number → (copies received, time of the last one)
+    copies: Mutex<HashMap<i64, (u32, Instant)>>,
+    next_id: AtomicI64,
+    total: AtomicU64,
+}
+
+async fn send_message(State(f): State<Arc<Fake>>, Json(body): Json<Value>) -> Json<Value> {
+    let text = body["text"].as_str().unwrap_or("");
+    if let Some(n) = text.split("#").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse::<i64>().ok()) {
+        if let Ok(mut m) = f.copies.lock() {
+            let e = m.entry(n).or_insert((0, Instant::now()));
+            e.0 += 1;
+            e.1 = Instant::now();
+        }
+    }
+    f.total.fetch_add(1, Ordering::Relaxed);
+    let id = f.next_id.fetch_add(1, Ordering::Relaxed);
+    Json(json!({"ok": true, "result": {"message_id": id, "chat": {"id": body["chat_id"], "type": "supergroup"}, "date": 0}}))
+}
+
+fn config(fake_url: &str, data: &std::path::Path) -> String {
+    let mut s = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nmax_body_bytes = 65536\n\
+         [delivery]\nretry_base = \"100ms\"\nretry_max = \"1s\"\n\
+         [accounts.bot]\nplatform = \"telegram\"\ntoken = \"123456:BENCH\"\nwebhook_secret = \"bench-secret\"\napi_url = \"{fake_url}\"\n\
+         per_chat_limits = []\nper_account_limits = []\nmax_in_flight = 64\n",
+        data.display()
+    );
+    for i in 0..GROUPS {
+        s.push_str(&format!("[[groups]]\nid = \"g{i}\"\nname = \"Dorp {i}\"\naccount = \"bot\"\nchat = \"-100200000{i:04}\"\n"));
+    }
+    s
+}
+
+fn start_relay(cfg: &std::path::Path) -> (Child, String) {
+    let bin = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent()?.parent().map(|d| d.join("buurtrelay")))
+        .filter(|p| p.exists())
+        .expect("target/release/buurtrelay: run `cargo build --release` first");
+    let mut child = Command::new(bin)
+        .args(["serve", "--config", cfg.to_str().unwrap_or_default()])
+        // The default log level of a real deployment: one line per alert.
+        .env("RUST_LOG", "info,sled=warn,hyper=warn")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn relay");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(p) = line.find("listening on http://") {
+                let url = line[p + 13..].split_whitespace().next().unwrap_or("").to_string();
+                let _ = tx.send(url);
+            }
+        }
+    });
+    let url = rx.recv_timeout(Duration::from_secs(20)).expect("relay address");
+    (child, url)
+}
+
+fn update(n: i64, text: &str) -> String {
+    json!({"update_id": n, "message": {"message_id": n, "from": {"id": 555, "is_bot": false, "first_name": "Jan"},
+        "chat": {"id": -1002000000000i64, "type": "supergroup"}, "date": 1764300000, "text": text}})
+    .to_string()
+}
+
+fn alert(n: i64) -> String {
+    format!("Inbraak #{n} bezig in de Molenstraat, twee mannen met koevoet, 101 is verwittigd")
+}
+
+fn chat(n: i64) -> String {
+    format!("Bedankt voor de gezellige buurtbarbecue #{n}, tot volgend jaar!")
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn post_webhook(client: &reqwest::Client, url: &str, body: String) -> bool {
+    client
+        .post(format!("{url}/webhooks/bot"))
+        .header("X-Telegram-Bot-Api-Secret-Token", "bench-secret")
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .map(|r| r.status().is_success())
+        .unwrap_or(false)
+}
+
+/// Closed loop: `conc` clients post as fast as acks come back for `secs`.
+async fn closed_loop(url: &str, conc: usize, secs: f64, first: i64, make: fn(i64) -> String) -> (f64, i64) {
+    let client = reqwest::Client::new();
+    let next = Arc::new(AtomicI64::new(first));
+    let ok = Arc::new(AtomicU64::new(0));
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..conc {
+        let (client, url, next, ok) = (client.clone(), url.to_string(), next.clone(), ok.clone());
+        tasks.push(tokio::spawn(async move {
+            while t0.elapsed().as_secs_f64() < secs {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if post_webhook(&client, &url, update(n, &make(n))).await {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    (ok.load(Ordering::Relaxed) as f64 / elapsed, next.load(Ordering::Relaxed))
+}
+
+/// Open loop at `rate`/s for `secs`: returns ack latencies (ms) and the
+/// send time of each message.
+async fn open_loop(url: &str, rate: f64, secs: f64, first: i64, make: fn(i64) -> String) -> (Vec<f64>, HashMap<i64, Instant>, i64) {
+    let client = reqwest::Client::new();
+    let lat = Arc::new(Mutex::new(Vec::new()));
+    let sent = Arc::new(Mutex::new(HashMap::new()));
+    let n_total = (rate * secs) as i64;
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for k in 0..n_total {
+        let due = t0 + Duration::from_secs_f64(k as f64 / rate);
+        tokio::time::sleep_until(due.into()).await;
+        let n = first + k;
+        let (client, url, lat, sent) = (client.clone(), url.to_string(), lat.clone(), sent.clone());
+        tasks.push(tokio::spawn(async move {
+            let start = Instant::now();
+            if let Ok(mut s) = sent.lock() {
+                s.insert(n, start);
+            }
+            if post_webhook(&client, &url, update(n, &make(n))).await {
+                if let Ok(mut l) = lat.lock() {
+                    l.push(start.elapsed().as_secs_f64() * 1000.0);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let lat = lat.lock().map(|l| l.clone()).unwrap_or_default();
+    let sent = sent.lock().map(|s| s.clone()).unwrap_or_default();
+    (lat, sent, first + n_total)
+}
+
+fn rss_kb(pid: u32) -> (u64, u64) {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let get = |k: &str| {
+        s.lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (get("VmRSS:"), get("VmHWM:"))
+}
+
+async fn wait_delivered(fake: &Fake, want: u64, secs: u64) -> bool {
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(secs) {
+        if fake.total.load(Ordering::Relaxed) >= want {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+#[tokio::main]
+async fn main() {
+    let fake = Arc::new(Fake::default());
+    let app = axum::Router::new().route("/{bot}/sendMessage", post(send_message)).with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let fake_url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("bench.toml");
+    std::fs::write(&cfg, config(&fake_url, &dir.path().join("data"))).expect("config");
+    let (mut child, url) = start_relay(&cfg);
+    let pid = child.id();
+    println!("buurtrelay load test — {} cores, relay pid {pid}, {GROUPS} groups (fan-out 10), fake Telegram on loopback", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+
+    // (b) chit-chat, closed loop.
+    let (rate_b, mut next) = closed_loop(&url, 64, 5.0, 1, chat).await;
+    println!("(b) chit-chat, 64 connections, durable acks: {rate_b:.0} messages/s");
+
+    // (a1) alerts, closed loop: sustained ingest rate, and delivery keeping up.
+    let before = fake.total.load(Ordering::Relaxed);
+    let t0 = Instant::now();
+    let (rate_a, n2) = closed_loop(&url, 64, 5.0, next, alert).await;
+    let acked = ((n2 - next) as f64).min(rate_a * 5.0 + 64.0);
+    let want = before + (rate_a * t0.elapsed().as_secs_f64()).round() as u64 * 10;
+    let drained = wait_delivered(&fake, want.saturating_sub(640), 120).await;
+    let send_rate = (fake.total.load(Ordering::Relaxed) - before) as f64 / t0.elapsed().as_secs_f64();
+    println!("(a) alerts x10, 64 connections: ingest {rate_a:.0} alerts/s sustained for 5 s; copies delivered {send_rate:.0}/s until drained (drained: {drained}, ~{acked:.0} alerts)");
+    next = n2;
+
+    // (a2) ack latency at 500 alerts/s.
+    let (mut lat, _, n3) = open_loop(&url, 500.0, 5.0, next, alert).await;
+    println!(
+        "(a) ack latency at 500 alerts/s: p50 {:.2} ms, p99 {:.2} ms ({} requests)",
+        pct(&mut lat, 0.5),
+        pct(&mut lat, 0.99),
+        lat.len()
+    );
+    next = n3;
+    let _ = wait_delivered(&fake, fake.total.load(Ordering::Relaxed), 60).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // (a3) end-to-end latency at 100 alerts/s.
+    let (mut lat, sent, _) = open_loop(&url, 100.0, 5.0, next, alert).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let copies = fake.copies.lock().map(|c| c.clone()).unwrap_or_default();
+    let mut e2e: Vec<f64> = sent
+        .iter()
+        .filter_map(|(n, t)| copies.get(n).filter(|(c, _)| *c >= 10).map(|(_, last)| last.duration_since(*t).as_secs_f64() * 1000.0))
+        .collect();
+    println!(
+        "(a) at 100 alerts/s: ack p50 {:.2} ms p99 {:.2} ms; end-to-end to the 10th copy p50 {:.2} ms, p99 {:.2} ms ({} of {} alerts complete)",
+        pct(&mut lat, 0.5),
+        pct(&mut lat, 0.99),
+        pct(&mut e2e, 0.5),
+        pct(&mut e2e, 0.99),
+        e2e.len(),
+        sent.len()
+    );
+
+    let (rss, hwm) = rss_kb(pid);
+    println!("relay memory: RSS now {:.1} MB, peak {:.1} MB", rss as f64 / 1024.0, hwm as f64 / 1024.0);
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // (c) classification alone, one core.
+    let rules = buurtrelay::protocol::RuleSet::compile(true, None, &["101".into(), "112".into()]).expect("rules");
+    let corpus: Vec<String> = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/protocol_cases.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["text"].as_str().map(str::to_string))
+        .collect();
+    let mut runs = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let mut alerts = 0;
+        let mut n = 0;
+        while t.elapsed() < Duration::from_millis(600) {
+            for text in &corpus {
+                if rules.classify(text).alert {
+                    alerts += 1;
+                }
+                n += 1;
+            }
+        }
+        std::hint::black_box(alerts);
+        runs.push(n as f64 / t.elapsed().as_secs_f64());
+    }
+    let mut r = runs.clone();
+    println!(
+        "(c) classification, one core, {} real messages: median {:.0} messages/s (runs: {})",
+        corpus.len(),
+        pct(&mut r, 0.5),
+        runs.iter().map(|x| format!("{x:.0}")).collect::<Vec<_>>().join(", ")
+    );
+}
