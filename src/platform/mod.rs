@@ -9,6 +9,7 @@
 pub mod sandbox;
 pub mod telegram;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +29,9 @@ pub enum WebhookError {
     /// 400: the body is not what the platform sends.
     #[error("malformed payload: {0}")]
     Malformed(String),
+    /// 403: a verification handshake with a wrong or missing token.
+    #[error("verification token does not match")]
+    Forbidden,
 }
 
 /// Why a send failed, as the delivery workers need to know it.
@@ -55,6 +59,17 @@ pub trait Platform: Send + Sync {
     /// Verifies and parses one webhook request.
     fn parse_webhook(&self, headers: &HeaderMap, body: &[u8])
     -> Result<Vec<Inbound>, WebhookError>;
+
+    /// Answers `GET /webhooks/{account}` with these query parameters: the
+    /// subscription handshake of platforms that have one (WhatsApp Cloud
+    /// API). `None`: this platform has no handshake (404). `Some(Ok(body))`
+    /// is answered 200 as text/plain.
+    fn verify_handshake(
+        &self,
+        _query: &HashMap<String, String>,
+    ) -> Option<Result<String, WebhookError>> {
+        None
+    }
 
     /// Sends one message.
     async fn send(&self, msg: &Outbound) -> Result<Sent, SendError>;
