@@ -75,6 +75,16 @@ async fn handle_message(
         );
         return Ok(Outcome::Ignored("edits are not relayed yet"));
     }
+    // A copy one of our own accounts posted, seen through another linked
+    // number in the same group (WhatsApp): never relayed again.
+    let own = crate::platform::own_copy_key(m.platform, &m.chat, &m.text);
+    if state.store.is_seen(&own)? {
+        state.metrics.inc(
+            "buurtrelay_messages_in_total",
+            &[("platform", platform), ("outcome", "own_copy")],
+        );
+        return Ok(Outcome::Ignored("our own copy, seen by another account"));
+    }
     let key = m.dedup_key();
     if state.store.is_seen(&key)? {
         state.metrics.inc(

@@ -75,6 +75,14 @@ pub struct RawAccount {
     pub webhook_secret: Option<Spanned<String>>,
     /// The name the relay posts under in sandbox groups.
     pub display_name: Option<Spanned<String>>,
+    /// WAHA: the session that sends (default "default").
+    pub session: Option<Spanned<String>>,
+    /// Evolution API: the instance that sends.
+    pub instance: Option<Spanned<String>>,
+    /// WhatsApp Cloud API: the business number's id.
+    pub phone_number_id: Option<Spanned<String>>,
+    /// WhatsApp Cloud API: the token of the GET verification handshake.
+    pub verify_token: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
