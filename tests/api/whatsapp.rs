@@ -506,6 +506,59 @@ webhook_secret = "{EVO_KEY}"
     );
 }
 
+#[tokio::test]
+async fn a_member_reminded_through_waha_is_not_reminded_again_through_evolution() {
+    let fake = FakeWhatsapp::start().await;
+    let config = format!(
+        r#"{}
+[accounts.wa]
+platform = "waha"
+api_url = "{url}"
+webhook_secret = "hmac-wa"
+[accounts.evo]
+platform = "evolution"
+api_url = "{url}"
+instance = "heers"
+token = "{EVO_KEY}"
+webhook_secret = "{EVO_KEY}"
+{}{}"#,
+        head(""),
+        group("veulen", "Veulen", "wa", VEULEN, &[]),
+        group("heers", "Heers", "evo", HEERS, &[]),
+        url = fake.url,
+    );
+    let app = spawn_app(&config).await;
+    // Jan's first unconfirmed alert reaches the relay through WAHA ...
+    let first = WahaMsg {
+        session: "default",
+        me: COORD_VEULEN,
+        ..jan_in_veulen("default", COORD_VEULEN, UNCONFIRMED)
+    };
+    post_waha(&app, "wa", "hmac-wa", first.body()).await;
+    eventually(5, "reminder + copy", || async {
+        fake.delivered().len() == 2
+    })
+    .await;
+    // ... his second one first through Evolution, which sits in Veulen too.
+    let second = evolution_upsert(
+        EVO_KEY,
+        VEULEN,
+        "32475111111@s.whatsapp.net",
+        "3EB0FFEEDDCCBBAA9988",
+        "Jan Peeters",
+        "Weer iemand aan het inbreken in de Molenstraat!",
+    );
+    assert_eq!(post_webhook(&app, "evo", &[], second).await.status(), 200);
+    eventually(5, "a second copy", || async { fake.delivered().len() == 3 }).await;
+    quiet().await;
+    let reminders = fake
+        .calls()
+        .into_iter()
+        .filter(|c| c.body["chatId"] == VEULEN)
+        .count();
+    assert_eq!(reminders, 1, "one reminder per member per cooldown");
+}
+
 // ---------------------------------------------------------------- Cloud API
 
 const PHONE_ID: &str = "106540352242922";
