@@ -10,7 +10,7 @@ use crate::relay::{self, Action, Decision};
 use crate::runtime::Runtime;
 use crate::startup::AppState;
 use crate::store::{AlertRecord, HeldAlert, IngestResult, IngestWrite, ReminderWrite, StoreError};
-use crate::telemetry::mask_id;
+use crate::telemetry::{chat_for_log, mask_id};
 use crate::time::now_ms;
 
 /// What became of one inbound event.
@@ -63,7 +63,7 @@ async fn handle_message(
             "buurtrelay_messages_in_total",
             &[("platform", platform), ("outcome", "unknown_chat")],
         );
-        info!(platform, account = %m.account, chat = %m.chat, "message from a chat that is not in the config: ignored");
+        info!(platform, account = %m.account, chat = %chat_for_log(m.chat.as_str()), "message from a chat that is not in the config: ignored");
         return Ok(Outcome::UnknownChat);
     };
     if m.edit.is_some() {
@@ -74,6 +74,16 @@ async fn handle_message(
             &[("platform", platform), ("outcome", "edit")],
         );
         return Ok(Outcome::Ignored("edits are not relayed yet"));
+    }
+    // A copy one of our own accounts posted, seen through another linked
+    // number in the same group (WhatsApp): never relayed again.
+    let own = crate::platform::own_copy_key(m.platform, &m.chat, &m.text);
+    if state.store.is_seen(&own)? {
+        state.metrics.inc(
+            "buurtrelay_messages_in_total",
+            &[("platform", platform), ("outcome", "own_copy")],
+        );
+        return Ok(Outcome::Ignored("our own copy, seen by another account"));
     }
     let key = m.dedup_key();
     if state.store.is_seen(&key)? {

@@ -37,14 +37,17 @@ pub struct InboundMessage {
 
 impl InboundMessage {
     /// The key that makes a message unique across webhook retries and across
-    /// several accounts that sit in the same group.
+    /// several accounts that sit in the same group: the chat space (WAHA and
+    /// Evolution share "whatsapp", see [`PlatformKind::chat_space`]), the
+    /// chat and the message's own id, never the account that delivered it.
+    /// For Telegram and the sandbox the space is the platform's name, so
+    /// their keys are what they always were.
     pub fn dedup_key(&self) -> String {
+        let space = self.platform.chat_space();
+        let id = crate::platform::whatsapp::message_key(self.platform, &self.message_id);
         match self.edit {
-            None => format!("{}|{}|{}", self.platform, self.chat, self.message_id),
-            Some(v) => format!(
-                "{}|{}|{}|edit{}",
-                self.platform, self.chat, self.message_id, v
-            ),
+            None => format!("{space}|{}|{id}", self.chat),
+            Some(v) => format!("{space}|{}|{id}|edit{v}", self.chat),
         }
     }
 }

@@ -125,7 +125,8 @@ pub fn decide(
             group: group.id.clone(),
             reply_to: msg.message_id.clone(),
             text: reminder_text(cfg, group, msg),
-            cooldown_key: format!("{}:{}", msg.platform, msg.sender.id),
+            // By chat space: a WhatsApp member is one member through WAHA or Evolution.
+            cooldown_key: format!("{}:{}", msg.platform.chat_space(), msg.sender.id),
         });
     }
     let targets = routing::targets(cfg, group, &c.categories);

@@ -25,6 +25,29 @@ pub fn mask_id(id: &str) -> String {
     format!("u-{}", hex::encode(&h[..4]))
 }
 
+/// A chat id as it may appear in logs: group ids as they are (an admin
+/// needs them to fill in the config), ids that name a person masked like
+/// user ids: WhatsApp direct chats (`...@c.us`, `...@s.whatsapp.net`,
+/// `...@lid`), old WhatsApp group ids that start with their creator's number
+/// (`32475...-1580000000@g.us`), and bare numbers of 7+ digits (a Cloud API
+/// member's number, a Telegram user's private chat).
+pub fn chat_for_log(chat: &str) -> String {
+    let personal = match chat.split_once('@') {
+        Some((_, "c.us" | "s.whatsapp.net" | "lid")) => true,
+        Some((user, "g.us")) => user.contains('-'),
+        Some(_) => false,
+        None => {
+            let digits = chat.strip_prefix('+').unwrap_or(chat);
+            digits.len() >= 7 && digits.chars().all(|c| c.is_ascii_digit())
+        }
+    };
+    if personal {
+        mask_id(chat)
+    } else {
+        chat.to_string()
+    }
+}
+
 const BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
@@ -230,6 +253,27 @@ mod tests {
         );
         assert!(text.contains("buurtrelay_send_seconds_bucket{account=\"sandbox\",le=\"0.01\"} 0"));
         assert!(text.contains("buurtrelay_queue_depth{account=\"sandbox\"} 3"));
+    }
+
+    #[test]
+    fn a_persons_chat_is_masked_in_logs_and_a_group_is_not() {
+        assert_eq!(chat_for_log("-1001234567890"), "-1001234567890");
+        assert_eq!(
+            chat_for_log("120363011111111111@g.us"),
+            "120363011111111111@g.us"
+        );
+        for personal in [
+            "32475111111@c.us",
+            "32475111111@s.whatsapp.net",
+            "123456789012345@lid",
+            "32475111111-1580000000@g.us",
+            "32475111111",
+        ] {
+            let shown = chat_for_log(personal);
+            assert!(!shown.contains("32475111111"), "{shown}");
+            assert!(!shown.contains("123456789012345"), "{shown}");
+            assert!(shown.starts_with("u-"), "{shown}");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 mod duration;
 mod ids;
+mod platforms;
 pub(crate) mod raw;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -22,6 +23,7 @@ use toml::Spanned;
 
 pub use duration::parse_duration;
 pub use ids::{AccountId, ChatId, GroupId};
+pub use platforms::{PlatformSettings, canonical_jid};
 use raw::*;
 
 use crate::protocol::{RuleSet, RuleSource};
@@ -72,21 +74,50 @@ impl fmt::Display for ConfigErrors {
 pub enum PlatformKind {
     Sandbox,
     Telegram,
+    /// WhatsApp through a WAHA gateway (a linked device).
+    Waha,
+    /// WhatsApp through an Evolution API gateway (a linked device).
+    Evolution,
+    /// Meta's official WhatsApp Cloud API (a business number).
+    WhatsappCloud,
 }
 
 impl PlatformKind {
+    /// Every platform, in the order the docs list them.
+    pub const ALL: [PlatformKind; 5] = [
+        Self::Sandbox,
+        Self::Telegram,
+        Self::Waha,
+        Self::Evolution,
+        Self::WhatsappCloud,
+    ];
+
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "sandbox" => Some(Self::Sandbox),
-            "telegram" => Some(Self::Telegram),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
     }
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Sandbox => "sandbox",
             Self::Telegram => "telegram",
+            Self::Waha => "waha",
+            Self::Evolution => "evolution",
+            Self::WhatsappCloud => "whatsapp-cloud",
+        }
+    }
+
+    /// The namespace of this platform's chat ids and message ids. WAHA and
+    /// Evolution are two gateways to the same network: a group
+    /// `120363...@g.us` is the same group, and a message in it the same
+    /// message, whichever gateway (and whichever linked number) delivered it.
+    /// Group lookup and dedup go by this space, never by the gateway. (The
+    /// Cloud API's ids are its own: its groups are not `@g.us` groups.)
+    pub fn chat_space(self) -> &'static str {
+        match self {
+            Self::Sandbox => "sandbox",
+            Self::Telegram => "telegram",
+            Self::Waha | Self::Evolution => "whatsapp",
+            Self::WhatsappCloud => "whatsapp-cloud",
         }
     }
 
@@ -99,6 +130,12 @@ impl PlatformKind {
             // Bot API FAQ: about one message per second in a chat, at most 20
             // per minute in a group, about 30 per second for the bot.
             Self::Telegram => (&["1/1s", "20/1m"], &["30/1s"], 8),
+            // Linked-device gateways: WhatsApp bans numbers that burst. Stay
+            // well below anything a person could type.
+            Self::Waha | Self::Evolution => (&["1/2s", "12/1m"], &["30/1m"], 2),
+            // Cloud API: 80 messages/s per business number; the per-user pair
+            // limit (131056) is answered by pausing that chat.
+            Self::WhatsappCloud => (&[], &["80/1s"], 16),
         }
     }
 
@@ -106,6 +143,9 @@ impl PlatformKind {
         match self {
             Self::Sandbox => "",
             Self::Telegram => "https://api.telegram.org",
+            // Self-hosted: no default, the config must say where it runs.
+            Self::Waha | Self::Evolution => "",
+            Self::WhatsappCloud => "https://graph.facebook.com/v23.0",
         }
     }
 }
@@ -249,6 +289,8 @@ pub struct Account {
     pub webhook_secret: Option<Secret>,
     pub display_name: String,
     pub limits: Limits,
+    /// What this account's platform needs beyond the keys above.
+    pub settings: PlatformSettings,
 }
 
 #[derive(Clone, Debug)]
@@ -305,7 +347,8 @@ pub struct Config {
     /// Warnings that do not stop the relay (printed by check-config, logged at start).
     pub warnings: Vec<String>,
     by_id: HashMap<GroupId, usize>,
-    by_chat: HashMap<(PlatformKind, ChatId), usize>,
+    /// Keyed by [`PlatformKind::chat_space`]: WAHA and Evolution share one.
+    by_chat: HashMap<(&'static str, ChatId), usize>,
 }
 
 impl Config {
@@ -353,7 +396,7 @@ impl Config {
 
     pub fn group_by_chat(&self, platform: PlatformKind, chat: &ChatId) -> Option<&Group> {
         self.by_chat
-            .get(&(platform, chat.clone()))
+            .get(&(platform.chat_space(), chat.clone()))
             .map(|&i| &self.groups[i])
     }
 
@@ -735,8 +778,13 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
             cx.err(
                 a.platform.span(),
                 format!(
-                    "accounts.{aid}.platform `{}` is not a platform; use \"sandbox\" or \"telegram\"",
-                    a.platform.get_ref()
+                    "accounts.{aid}.platform `{}` is not a platform; use one of {}",
+                    a.platform.get_ref(),
+                    PlatformKind::ALL
+                        .iter()
+                        .map(|p| format!("\"{p}\""))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             );
             continue;
@@ -793,8 +841,12 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
                     ));
                 }
             }
-            PlatformKind::Sandbox => {}
+            PlatformKind::Sandbox
+            | PlatformKind::Waha
+            | PlatformKind::Evolution
+            | PlatformKind::WhatsappCloud => {}
         }
+        let settings = platforms::account_settings(cx, &aid, id.span(), platform, a, &mut warnings);
         let display_name = a
             .display_name
             .as_ref()
@@ -847,6 +899,7 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
                     per_account,
                     max_in_flight,
                 },
+                settings,
             },
         );
     }
@@ -878,7 +931,7 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
         );
     }
     let mut groups = Vec::new();
-    let mut by_chat: HashMap<(PlatformKind, ChatId), usize> = HashMap::new();
+    let mut by_chat: HashMap<(&'static str, ChatId), usize> = HashMap::new();
     for (g, id) in raw.groups.iter().zip(ids) {
         let Some(id) = id else { continue };
         if g.name.get_ref().trim().is_empty() {
@@ -933,6 +986,11 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
             .as_ref()
             .and_then(|a| accounts.get(a))
             .map(|a| a.platform);
+        // WhatsApp ids are checked, and kept in one spelling, per platform.
+        let chat = match (platform, chat) {
+            (Some(p), Some(c)) => platforms::check_chat(cx, p, id.as_str(), g.chat.span(), c),
+            (_, c) => c,
+        };
         if let (Some(platform), Some(chat)) = (platform, &chat) {
             if platform == PlatformKind::Telegram
                 && chat.as_str().parse::<i64>().is_err()
@@ -943,7 +1001,7 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
                     format!("group `{id}`: a Telegram chat id is a number like \"-1001234567890\" (or \"@channelname\")"),
                 );
             }
-            if let Some(&other) = by_chat.get(&(platform, chat.clone())) {
+            if let Some(&other) = by_chat.get(&(platform.chat_space(), chat.clone())) {
                 let other_id = raw.groups[other].id.get_ref();
                 cx.err(
                     g.chat.span(),
@@ -953,16 +1011,20 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
                 );
             }
         }
-        let coordinators = g
-            .coordinators
-            .iter()
-            .filter_map(|c| user_id(cx, c, &format!("group `{id}`: coordinators")))
-            .collect::<BTreeSet<_>>();
-        let police = g
-            .police
-            .iter()
-            .filter_map(|c| user_id(cx, c, &format!("group `{id}`: police")))
-            .collect::<BTreeSet<_>>();
+        let mut people = |list: &[Spanned<toml::Value>], what: &str| {
+            let what = format!("group `{id}`: {what}");
+            list.iter()
+                .filter_map(|c| {
+                    let u = user_id(cx, c, &what)?;
+                    match platform {
+                        Some(p) => platforms::check_user_id(cx, p, c.span(), u, &what),
+                        None => Some(u),
+                    }
+                })
+                .collect::<BTreeSet<_>>()
+        };
+        let coordinators = people(&g.coordinators, "coordinators");
+        let police = people(&g.police, "police");
         let mut neighbours = Vec::new();
         for n in &g.neighbours {
             match GroupId::parse(n.get_ref()) {
@@ -1001,7 +1063,7 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
         let (Some(account), Some(chat), Some(platform)) = (account, chat, platform) else {
             continue;
         };
-        by_chat.insert((platform, chat.clone()), groups.len());
+        by_chat.insert((platform.chat_space(), chat.clone()), groups.len());
         groups.push(Group {
             id,
             name: g.name.get_ref().trim().to_string(),

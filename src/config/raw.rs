@@ -81,6 +81,14 @@ pub struct RawAccount {
     pub per_account_limits: Option<Spanned<Vec<String>>>,
     /// At most this many sends of this account at once (different chats).
     pub max_in_flight: Option<Spanned<i64>>,
+    /// WAHA: the session that sends (default "default").
+    pub session: Option<Spanned<String>>,
+    /// Evolution API: the instance that sends.
+    pub instance: Option<Spanned<String>>,
+    /// WhatsApp Cloud API: the business number's id.
+    pub phone_number_id: Option<Spanned<String>>,
+    /// WhatsApp Cloud API: the token of the GET verification handshake.
+    pub verify_token: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -14,6 +14,9 @@ pub enum ApiError {
     /// 401: missing or wrong secret.
     #[error("unauthorized")]
     Unauthorized,
+    /// 403: a verification handshake with the wrong token.
+    #[error("forbidden")]
+    Forbidden,
     /// 400: the body could not be read as the platform's format.
     #[error("{0}")]
     BadRequest(String),
@@ -33,6 +36,7 @@ impl From<WebhookError> for ApiError {
         match e {
             WebhookError::Unauthorized => ApiError::Unauthorized,
             WebhookError::Malformed(m) => ApiError::BadRequest(m),
+            WebhookError::Forbidden => ApiError::Forbidden,
         }
     }
 }
@@ -41,6 +45,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match &self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,

@@ -4,13 +4,19 @@
 //! 401 for a missing or wrong secret, 400 for a malformed body, 413 over the
 //! size limit, 404 for an unknown account, 503 if the store fails (the
 //! platform retries; the dedup mark makes the retry safe).
+//!
+//! `GET /webhooks/{account}`: the subscription handshake of platforms that
+//! have one (WhatsApp Cloud API): the challenge echoed as text/plain for the
+//! right token, 403 for a wrong one, 404 where the platform has none.
+
+use std::collections::HashMap;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::ApiError;
 use crate::config::AccountId;
@@ -55,6 +61,7 @@ pub async fn receive(
         let reason = match e {
             crate::platform::WebhookError::Unauthorized => "unauthorized",
             crate::platform::WebhookError::Malformed(_) => "malformed",
+            crate::platform::WebhookError::Forbidden => "forbidden",
         };
         state
             .metrics
@@ -80,16 +87,34 @@ pub async fn receive(
 pub async fn verify(
     State(state): State<AppState>,
     Path(account): Path<String>,
-) -> Result<&'static str, ApiError> {
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
     let rt = state.runtime.borrow().clone();
-    let known = AccountId::parse(&account)
+    let Some(platform) = AccountId::parse(&account)
         .ok()
-        .is_some_and(|id| rt.platforms.contains_key(&id));
-    if known {
-        Err(ApiError::NotFound(
+        .and_then(|id| rt.platforms.get(&id).cloned())
+    else {
+        return Err(ApiError::NotFound("unknown account".into()));
+    };
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    match platform.verify_handshake(&query) {
+        None => Err(ApiError::NotFound(
             "this account's platform has no verification handshake".into(),
-        ))
-    } else {
-        Err(ApiError::NotFound("unknown account".into()))
+        )),
+        Some(Ok(challenge)) => {
+            info!(%account, "webhook verification handshake answered");
+            Ok((
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                challenge,
+            ))
+        }
+        Some(Err(e)) => {
+            state.metrics.inc(
+                "buurtrelay_webhook_rejected_total",
+                &[("reason", "handshake")],
+            );
+            warn!(%account, error = %e, "webhook verification handshake refused");
+            Err(ApiError::from(e))
+        }
     }
 }

@@ -6,16 +6,21 @@
 //! [`Outbound`] message, classifying failures so the delivery workers know
 //! whether to retry, wait, or give up.
 
+pub mod evolution;
 pub mod sandbox;
 pub mod telegram;
+pub mod waha;
+pub mod whatsapp;
+pub mod whatsapp_cloud;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::http::HeaderMap;
 
-use crate::config::{Account, PlatformKind};
+use crate::config::{Account, ChatId, PlatformKind};
 use crate::message::{Inbound, Outbound, Sent};
 use crate::store::Store;
 
@@ -28,6 +33,9 @@ pub enum WebhookError {
     /// 400: the body is not what the platform sends.
     #[error("malformed payload: {0}")]
     Malformed(String),
+    /// 403: a verification handshake with a wrong or missing token.
+    #[error("verification token does not match")]
+    Forbidden,
 }
 
 /// Why a send failed, as the delivery workers need to know it.
@@ -60,6 +68,17 @@ pub trait Platform: Send + Sync {
     fn parse_webhook(&self, headers: &HeaderMap, body: &[u8])
     -> Result<Vec<Inbound>, WebhookError>;
 
+    /// Answers `GET /webhooks/{account}` with these query parameters: the
+    /// subscription handshake of platforms that have one (WhatsApp Cloud
+    /// API). `None`: this platform has no handshake (404). `Some(Ok(body))`
+    /// is answered 200 as text/plain.
+    fn verify_handshake(
+        &self,
+        _query: &HashMap<String, String>,
+    ) -> Option<Result<String, WebhookError>> {
+        None
+    }
+
     /// Sends one message.
     async fn send(&self, msg: &Outbound) -> Result<Sent, SendError>;
 }
@@ -69,7 +88,30 @@ pub fn build(account: &Account, http: reqwest::Client, store: Arc<dyn Store>) ->
     match account.platform {
         PlatformKind::Sandbox => Arc::new(sandbox::Sandbox::new(account, store)),
         PlatformKind::Telegram => Arc::new(telegram::Telegram::new(account, http)),
+        PlatformKind::Waha => Arc::new(waha::Waha::new(account, http, store)),
+        PlatformKind::Evolution => Arc::new(evolution::Evolution::new(account, http, store)),
+        PlatformKind::WhatsappCloud => Arc::new(whatsapp_cloud::WhatsappCloud::new(account, http)),
     }
+}
+
+/// The store key that marks a text one of our accounts posts in a chat.
+///
+/// WhatsApp shows other members no "sent by a program" mark: when several
+/// linked numbers sit in one group (one per coordinator), the copy that one
+/// of them posts reaches the others as an ordinary member's message. So the
+/// adapters of such platforms record this key *before* they send, and ingest
+/// drops any message that matches it: a copy is never relayed again, however
+/// fast the other sessions are (no loops). The text is hashed: the key
+/// holds no message text, and is purged with the other marks.
+pub fn own_copy_key(platform: PlatformKind, chat: &ChatId, text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(text.trim().as_bytes());
+    format!(
+        "own|{}|{}|{}",
+        platform.chat_space(),
+        chat,
+        hex::encode(&h[..16])
+    )
 }
 
 /// Compares two secrets in constant time.

@@ -25,6 +25,35 @@ fn the_shipped_heers_config_is_valid() {
 }
 
 #[test]
+fn the_shipped_whatsapp_config_for_the_compose_file_is_valid() {
+    let f = format!("{}/config/heers-whatsapp.toml", env!("CARGO_MANIFEST_DIR"));
+    // Its secrets come from the environment, as in deploy/compose.whatsapp.yml.
+    let out = bin()
+        .args(["check-config", &f])
+        .env("WAHA_API_KEY", "k")
+        .env("WAHA_HOOK_HMAC_KEY", "h")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("11 groups"), "{stdout}");
+    // Without them, the check says which variable is missing, where.
+    let out = bin()
+        .args(["check-config", &f])
+        .env_remove("WAHA_API_KEY")
+        .env_remove("WAHA_HOOK_HMAC_KEY")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("`WAHA_API_KEY` is not set"), "{stderr}");
+}
+
+#[test]
 fn check_config_names_file_line_and_column_for_every_error() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("broken.toml");

@@ -1,11 +1,14 @@
 //! Integration tests: the real relay (HTTP server, sled store, workers) on
-//! port 0, driven through the sandbox platform and a fake Telegram API.
+//! port 0, driven through the sandbox platform, a fake Telegram Bot API and
+//! fake WhatsApp gateways (WAHA, Evolution, Cloud API).
 
 mod cli;
 mod crash;
 mod delivery;
 mod durability;
+mod fakes;
 mod helpers;
 mod reload;
 mod sandbox;
 mod telegram;
+mod whatsapp;

@@ -1,0 +1,528 @@
+//! WhatsApp groups through Evolution API (v2), a self-hosted gateway that
+//! links a phone number as a device (Baileys underneath).
+//!
+//! Webhook: Evolution's envelope `{event, instance, data, destination,
+//! date_time, sender, server_url, apikey}`. `messages.upsert` carries one
+//! message: `data.key.{remoteJid, fromMe, id, participant}`, `data.pushName`,
+//! and the text in `data.message.conversation`,
+//! `.extendedTextMessage.text` (with `.contextInfo.stanzaId` for a quote)
+//! or a media message's `caption`; every other event is answered 200 and
+//! ignored. Set the instance's webhook with `webhook_by_events: false`, so
+//! every event comes to `/webhooks/{account}` itself.
+//!
+//! Authentication: Evolution does not sign its webhooks. With a
+//! `webhook_secret`, a request is accepted when the `apikey` header (a
+//! custom header set on the instance's webhook) or the envelope's own
+//! `apikey` field (the instance's token, which Evolution puts in every
+//! event) equals it, compared in constant time.
+//!
+//! Our own posts come back as `fromMe` messages of the sending instance and
+//! as members' messages of any other linked number in the group; the mark
+//! written before each send ([`super::whatsapp::remember_own_copy`]) drops
+//! both in ingest. Other `fromMe` messages are the linked number's owner
+//! typing on the phone: a member's message like any other.
+//!
+//! Sending: `POST {api_url}/message/sendText/{instance}` with `{number,
+//! text, quoted: {key: {id}}}` and the `apikey` header.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::http::HeaderMap;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::whatsapp::{self, canonical_jid};
+use super::{Platform, SendError, WebhookError, secret_matches};
+use crate::config::{Account, ChatId, PlatformKind, PlatformSettings};
+use crate::message::{Inbound, InboundMessage, Outbound, Sender, Sent};
+use crate::store::Store;
+
+pub const APIKEY_HEADER: &str = "apikey";
+/// WhatsApp takes up to 65536 characters; a relayed alert is never near that.
+const MAX_TEXT_CHARS: usize = 60_000;
+
+pub struct Evolution {
+    account: Account,
+    instance: String,
+    http: reqwest::Client,
+    store: Arc<dyn Store>,
+}
+
+impl Evolution {
+    pub fn new(account: &Account, http: reqwest::Client, store: Arc<dyn Store>) -> Self {
+        let instance = match &account.settings {
+            PlatformSettings::Evolution { instance } => instance.clone(),
+            _ => String::new(),
+        };
+        Self {
+            account: account.clone(),
+            instance,
+            http,
+            store,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Event {
+    event: String,
+    #[serde(default)]
+    data: Value,
+    /// The instance's own JID (the linked number).
+    sender: Option<String>,
+}
+
+/// Only the field the authentication needs, read before anything else.
+#[derive(Deserialize)]
+struct Apikey {
+    apikey: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Upsert {
+    key: Key,
+    push_name: Option<String>,
+    #[serde(default)]
+    message: Value,
+    #[serde(default)]
+    message_timestamp: Value,
+    /// Evolution v2 copies the quote's context here too.
+    #[serde(default)]
+    context_info: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Key {
+    remote_jid: String,
+    #[serde(default)]
+    from_me: bool,
+    id: String,
+    participant: Option<String>,
+    /// Baileys 7: the other spelling of a `@lid` member or chat.
+    participant_alt: Option<String>,
+    remote_jid_alt: Option<String>,
+}
+
+/// The message itself, out of the wrappers WhatsApp puts around it
+/// (disappearing messages, view-once, documents with a caption).
+fn unwrap_message(m: &Value) -> &Value {
+    let mut m = m;
+    for _ in 0..4 {
+        let inner = [
+            "ephemeralMessage",
+            "viewOnceMessage",
+            "viewOnceMessageV2",
+            "documentWithCaptionMessage",
+            "editedMessage",
+        ]
+        .iter()
+        .find_map(|w| m.get(*w).and_then(|x| x.get("message")));
+        match inner {
+            Some(i) => m = i,
+            None => break,
+        }
+    }
+    m
+}
+
+/// The text of a message and the id of the message it quotes, if any.
+fn text_and_quote(m: &Value) -> (Option<String>, Option<String>) {
+    let m = unwrap_message(m);
+    let str_at = |p: &str| {
+        m.pointer(p)
+            .and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty())
+            .map(str::to_string)
+    };
+    let text = str_at("/conversation")
+        .or_else(|| str_at("/extendedTextMessage/text"))
+        .or_else(|| str_at("/imageMessage/caption"))
+        .or_else(|| str_at("/videoMessage/caption"))
+        .or_else(|| str_at("/documentMessage/caption"));
+    let quote = [
+        "/extendedTextMessage/contextInfo/stanzaId",
+        "/imageMessage/contextInfo/stanzaId",
+        "/videoMessage/contextInfo/stanzaId",
+        "/documentMessage/contextInfo/stanzaId",
+    ]
+    .iter()
+    .find_map(|p| str_at(p));
+    (text, quote)
+}
+
+fn has_media(m: &Value) -> bool {
+    let m = unwrap_message(m);
+    [
+        "imageMessage",
+        "videoMessage",
+        "documentMessage",
+        "audioMessage",
+        "stickerMessage",
+    ]
+    .iter()
+    .any(|k| m.get(*k).is_some())
+}
+
+/// The phone-number spelling when the gateway offers it beside a `@lid`.
+fn prefer_phone<'a>(id: &'a str, alt: Option<&'a str>) -> &'a str {
+    match alt {
+        Some(a) if id.ends_with("@lid") && !a.ends_with("@lid") && !a.is_empty() => a,
+        _ => id,
+    }
+}
+
+impl Evolution {
+    fn to_inbound(&self, u: Upsert, instance_jid: Option<&str>) -> Result<Inbound, WebhookError> {
+        let chat = canonical_jid(prefer_phone(
+            &u.key.remote_jid,
+            u.key.remote_jid_alt.as_deref(),
+        ));
+        if !whatsapp::relayable_chat(&chat) {
+            return Ok(Inbound::Ignored {
+                reason: "status update, broadcast list or channel",
+            });
+        }
+        let chat = ChatId::parse(&chat).map_err(WebhookError::Malformed)?;
+        let (text, quote) = text_and_quote(&u.message);
+        let Some(text) = text else {
+            return Ok(Inbound::Ignored {
+                reason: if has_media(&u.message) {
+                    "media without caption"
+                } else {
+                    "no text (reaction, sticker, location, ...)"
+                },
+            });
+        };
+        let quote = quote.or_else(|| {
+            u.context_info
+                .get("stanzaId")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
+        let is_group = chat.as_str().ends_with("@g.us");
+        let sender_id = if u.key.from_me {
+            // The linked number's owner, typing on the phone (our own posts
+            // are dropped by their mark in ingest).
+            instance_jid.unwrap_or("me").to_string()
+        } else if is_group {
+            let Some(p) = u.key.participant.as_deref().filter(|p| !p.is_empty()) else {
+                return Err(WebhookError::Malformed(
+                    "group message without key.participant".into(),
+                ));
+            };
+            prefer_phone(p, u.key.participant_alt.as_deref()).to_string()
+        } else {
+            chat.as_str().to_string()
+        };
+        Ok(Inbound::Message(InboundMessage {
+            account: self.account.id.clone(),
+            platform: PlatformKind::Evolution,
+            chat,
+            message_id: u.key.id,
+            sender: Sender {
+                id: canonical_jid(&sender_id),
+                name: u.push_name.filter(|n| !n.trim().is_empty()),
+                is_bot: false,
+            },
+            text,
+            reply_to: quote,
+            at_ms: whatsapp::unix_seconds(Some(&u.message_timestamp)).saturating_mul(1000),
+            edit: None,
+        }))
+    }
+
+    /// Evolution's `number`: a group's full JID, a member's bare number.
+    fn number(chat: &ChatId) -> String {
+        match chat.as_str().strip_suffix("@c.us") {
+            Some(n) => n.to_string(),
+            None => chat.as_str().to_string(),
+        }
+    }
+}
+
+#[async_trait]
+impl Platform for Evolution {
+    fn kind(&self) -> PlatformKind {
+        PlatformKind::Evolution
+    }
+
+    /// None: the linked number may be a coordinator's own (see the module doc).
+    fn self_id(&self) -> Option<String> {
+        None
+    }
+
+    fn parse_webhook(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Vec<Inbound>, WebhookError> {
+        if let Some(secret) = &self.account.webhook_secret {
+            let by_header = secret_matches(
+                headers.get(APIKEY_HEADER).map(|v| v.as_bytes()),
+                secret.expose(),
+            );
+            // An unauthenticated body is not described back: any failure to
+            // read its apikey is just "unauthorized".
+            let ok = by_header
+                || serde_json::from_slice::<Apikey>(body).is_ok_and(|a| {
+                    secret_matches(a.apikey.as_deref().map(str::as_bytes), secret.expose())
+                });
+            if !ok {
+                return Err(WebhookError::Unauthorized);
+            }
+        }
+        let ev: Event = serde_json::from_slice(body)
+            .map_err(|e| WebhookError::Malformed(format!("not an Evolution event: {e}")))?;
+        // v2 writes `messages.upsert`; global webhooks of some versions
+        // write `MESSAGES_UPSERT`.
+        let name = ev.event.to_ascii_lowercase().replace('_', ".");
+        if name != "messages.upsert" {
+            return Ok(vec![Inbound::Ignored {
+                reason: "Evolution event that is not a new message",
+            }]);
+        }
+        let items = match ev.data {
+            Value::Array(items) => items,
+            one => vec![one],
+        };
+        let mut out = Vec::new();
+        for item in items {
+            let u: Upsert = serde_json::from_value(item).map_err(|e| {
+                WebhookError::Malformed(format!("not an Evolution messages.upsert: {e}"))
+            })?;
+            out.push(self.to_inbound(u, ev.sender.as_deref())?);
+        }
+        if out.is_empty() {
+            out.push(Inbound::Ignored {
+                reason: "messages.upsert without a message",
+            });
+        }
+        Ok(out)
+    }
+
+    async fn send(&self, msg: &Outbound) -> Result<Sent, SendError> {
+        let text: String = msg.text.chars().take(MAX_TEXT_CHARS).collect();
+        whatsapp::remember_own_copy(
+            self.store.as_ref(),
+            PlatformKind::Evolution,
+            &msg.chat,
+            &text,
+        )
+        .await?;
+        let mut body = json!({
+            "number": Self::number(&msg.chat),
+            "text": text,
+        });
+        if let Some(r) = &msg.reply_to {
+            // Evolution finds the quoted message by its id in its own store.
+            let id = whatsapp::message_key(PlatformKind::Waha, r);
+            body["quoted"] = json!({ "key": { "id": id } });
+        }
+        let mut req = self
+            .http
+            .post(format!(
+                "{}/message/sendText/{}",
+                self.account.api_url, self.instance
+            ))
+            .json(&body);
+        if let Some(t) = &self.account.token {
+            req = req.header(APIKEY_HEADER, t.expose());
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| SendError::Transient(format!("evolution: {}", e.without_url())))?;
+        let status = resp.status();
+        let retry = whatsapp::retry_after(resp.headers());
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| SendError::Transient(format!("evolution: {}", e.without_url())))?;
+        if !status.is_success() {
+            return Err(whatsapp::gateway_error("evolution", status, retry, &bytes));
+        }
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let id = v
+            .pointer("/key/id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        Ok(Sent { message_id: id })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{AccountId, Config};
+    use crate::store::SledStore;
+
+    const CONVERSATION: &str =
+        include_str!("../../tests/fixtures/evolution/messages-upsert-conversation.json");
+    const REPLY: &str =
+        include_str!("../../tests/fixtures/evolution/messages-upsert-extended-reply.json");
+    const IMAGE: &str =
+        include_str!("../../tests/fixtures/evolution/messages-upsert-image-caption.json");
+    const ECHO: &str =
+        include_str!("../../tests/fixtures/evolution/messages-upsert-from-me-echo.json");
+    const UPDATE: &str = include_str!("../../tests/fixtures/evolution/messages-update.json");
+
+    /// The instance token in the fixtures' `apikey` field.
+    const INSTANCE_KEY: &str = "B6D711FCDE4D4FD5936544120E713976";
+
+    fn evo(secret: Option<&str>) -> (Evolution, tempfile::TempDir) {
+        let cfg = format!(
+            "[accounts.evo]\nplatform = \"evolution\"\napi_url = \"http://evolution:8080\"\ninstance = \"heers\"\ntoken = \"{INSTANCE_KEY}\"\n{}\n\
+             [[groups]]\nid = \"a\"\nname = \"A\"\naccount = \"evo\"\nchat = \"120363041111111111@g.us\"\n",
+            secret
+                .map(|s| format!("webhook_secret = \"{s}\""))
+                .unwrap_or_default()
+        );
+        let c = Config::parse(&cfg, std::path::Path::new("t.toml")).unwrap();
+        let acc = c.accounts.get(&AccountId::parse("evo").unwrap()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SledStore::open(dir.path()).unwrap());
+        (Evolution::new(acc, reqwest::Client::new(), store), dir)
+    }
+
+    fn one(e: &Evolution, body: &str) -> Inbound {
+        let mut ev = e.parse_webhook(&HeaderMap::new(), body.as_bytes()).unwrap();
+        assert_eq!(ev.len(), 1);
+        ev.remove(0)
+    }
+
+    #[test]
+    fn a_conversation_names_the_group_the_member_and_the_push_name() {
+        let (e, _d) = evo(None);
+        let Inbound::Message(m) = one(&e, CONVERSATION) else {
+            panic!()
+        };
+        assert_eq!(m.platform, PlatformKind::Evolution);
+        assert_eq!(m.chat.as_str(), "120363041111111111@g.us");
+        // `@s.whatsapp.net` is kept in the one spelling WAHA uses too.
+        assert_eq!(m.sender.id, "32475111111@c.us");
+        assert_eq!(m.sender.name.as_deref(), Some("Jan Peeters"));
+        assert_eq!(m.message_id, "3EB0C767D097B7C7C030");
+        assert_eq!(m.at_ms, 1_764_300_000_000);
+        // The same message through WAHA has the same key.
+        assert_eq!(
+            m.dedup_key(),
+            "whatsapp|120363041111111111@g.us|3EB0C767D097B7C7C030"
+        );
+    }
+
+    #[test]
+    fn an_extended_text_reply_names_the_quoted_message() {
+        let (e, _d) = evo(None);
+        let Inbound::Message(m) = one(&e, REPLY) else {
+            panic!()
+        };
+        assert_eq!(m.reply_to.as_deref(), Some("3EB0C767D097B7C7C030"));
+        assert!(m.text.contains("richting Opheers"));
+    }
+
+    #[test]
+    fn an_image_is_read_by_its_caption_in_a_disappearing_message() {
+        let (e, _d) = evo(None);
+        let Inbound::Message(m) = one(&e, IMAGE) else {
+            panic!()
+        };
+        assert!(m.text.contains("nummerplaat"), "{}", m.text);
+        // A `@lid` member is named by the phone JID Evolution gives beside it.
+        assert_eq!(m.sender.id, "32475333333@c.us");
+    }
+
+    #[test]
+    fn a_from_me_message_is_the_linked_numbers_own_and_an_update_is_ignored() {
+        let (e, _d) = evo(None);
+        let Inbound::Message(m) = one(&e, ECHO) else {
+            panic!()
+        };
+        assert_eq!(m.sender.id, "32475999999@c.us");
+        assert!(matches!(one(&e, UPDATE), Inbound::Ignored { .. }));
+    }
+
+    #[test]
+    fn the_secret_is_accepted_from_the_header_or_the_payloads_apikey() {
+        // The payload carries the instance key: a secret equal to it works
+        // without any header.
+        let (e, _d) = evo(Some(INSTANCE_KEY));
+        assert!(
+            e.parse_webhook(&HeaderMap::new(), CONVERSATION.as_bytes())
+                .is_ok()
+        );
+        // Another secret must come in the header.
+        let (e, _d) = evo(Some("hook-secret"));
+        assert!(matches!(
+            e.parse_webhook(&HeaderMap::new(), CONVERSATION.as_bytes()),
+            Err(WebhookError::Unauthorized)
+        ));
+        let mut h = HeaderMap::new();
+        h.insert(APIKEY_HEADER, "wrong".parse().unwrap());
+        assert!(matches!(
+            e.parse_webhook(&h, CONVERSATION.as_bytes()),
+            Err(WebhookError::Unauthorized)
+        ));
+        h.insert(APIKEY_HEADER, "hook-secret".parse().unwrap());
+        assert!(e.parse_webhook(&h, CONVERSATION.as_bytes()).is_ok());
+        // Garbage without the secret is unauthorized, not described.
+        assert!(matches!(
+            e.parse_webhook(&HeaderMap::new(), b"{nope"),
+            Err(WebhookError::Unauthorized)
+        ));
+    }
+
+    #[test]
+    fn garbage_is_malformed_and_a_group_message_needs_its_participant() {
+        let (e, _d) = evo(None);
+        assert!(matches!(
+            e.parse_webhook(&HeaderMap::new(), b"{\"event\":"),
+            Err(WebhookError::Malformed(_))
+        ));
+        let no_participant = CONVERSATION.replace("\"participant\"", "\"x\"");
+        assert!(matches!(
+            e.parse_webhook(&HeaderMap::new(), no_participant.as_bytes()),
+            Err(WebhookError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn a_members_number_is_sent_bare_and_a_group_whole() {
+        let g = ChatId::parse("120363041111111111@g.us").unwrap();
+        assert_eq!(Evolution::number(&g), "120363041111111111@g.us");
+        let p = ChatId::parse("32475111111@c.us").unwrap();
+        assert_eq!(Evolution::number(&p), "32475111111");
+    }
+
+    #[test]
+    fn no_mutation_of_an_event_makes_the_parser_panic() {
+        let (e, _d) = evo(None);
+        let mut rng = fastrand::Rng::with_seed(13);
+        for base in [CONVERSATION, REPLY, IMAGE] {
+            for _ in 0..2_000 {
+                let mut b = base.as_bytes().to_vec();
+                for _ in 0..rng.usize(1..6) {
+                    if b.is_empty() {
+                        break;
+                    }
+                    match rng.u8(0..3) {
+                        0 => {
+                            let i = rng.usize(0..b.len());
+                            b[i] = rng.u8(..);
+                        }
+                        1 => b.truncate(rng.usize(0..b.len())),
+                        _ => {
+                            let i = rng.usize(0..=b.len());
+                            let pool = b"{}[]\":,-0123456789e@_";
+                            b.insert(i, pool[rng.usize(0..pool.len())]);
+                        }
+                    }
+                }
+                let _ = e.parse_webhook(&HeaderMap::new(), &b);
+            }
+        }
+    }
+}
