@@ -121,6 +121,10 @@ impl Application {
     ) -> anyhow::Result<()> {
         let addr = self.local_addr();
         let state = self.state.clone();
+        // SIGHUP is caught from here on, before "listening" is logged: a
+        // SIGHUP sent right after that line must reload, not kill (the
+        // default action of an uncaught SIGHUP).
+        let hangup = Hangup::install();
         {
             let rt = state.runtime.borrow().clone();
             info!(
@@ -137,6 +141,7 @@ impl Application {
             state.clone(),
             self.loaded.clone(),
             stop_rx.clone(),
+            hangup,
         ));
         let janitor = tokio::spawn(janitor(state.clone(), stop_rx.clone()));
 
@@ -171,10 +176,32 @@ impl Application {
 
 /// Reloads the config on SIGHUP and when the file changes; keeps the old one
 /// (and logs every error) when the new one is invalid.
-async fn watch_config(state: AppState, mut last: Option<Vec<u8>>, mut stop: watch::Receiver<bool>) {
+/// The SIGHUP listener (none where there are no signals).
+struct Hangup {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Hangup {
+    fn install() -> Hangup {
+        Hangup {
+            #[cfg(unix)]
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok(),
+        }
+    }
+}
+
+async fn watch_config(
+    state: AppState,
+    mut last: Option<Vec<u8>>,
+    mut stop: watch::Receiver<bool>,
+    hangup: Hangup,
+) {
     let poll = state.runtime.borrow().config.server.reload_poll;
     #[cfg(unix)]
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut hup = hangup.signal;
+    #[cfg(not(unix))]
+    let _ = hangup;
     loop {
         #[cfg(unix)]
         let hup_fut = async {
