@@ -14,6 +14,9 @@ pub enum ApiError {
     /// 401: missing or wrong secret.
     #[error("unauthorized")]
     Unauthorized,
+    /// 403: signed in, but the change lacks its CSRF token (or is cross-site).
+    #[error("forbidden: missing or wrong CSRF token")]
+    Forbidden,
     /// 400: the body could not be read as the platform's format.
     #[error("{0}")]
     BadRequest(String),
@@ -41,6 +44,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match &self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
