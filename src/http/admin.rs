@@ -484,7 +484,16 @@ fn overview(state: &AppState, rt: &Runtime) -> Result<Overview, StoreError> {
             group: a.group.to_string(),
             categories: a.categories.clone(),
             police_called: a.confirmed,
-            text: excerpt(&a.text, 120),
+            // The stored text is the member's own; the dashboard follows the
+            // same privacy rule as forwarded copies.
+            text: excerpt(
+                &if cfg.relay.mask_phone_numbers {
+                    crate::relay::mask_phone_numbers(&a.text)
+                } else {
+                    a.text.clone()
+                },
+                120,
+            ),
             targets,
         });
     }

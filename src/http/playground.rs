@@ -91,7 +91,7 @@ pub fn page(rt: &Runtime) -> Response {
         columns.push_str(&format!(
             r#"    <article class="phone" data-group="{id}" aria-labelledby="h-{id}">
       <h2 id="h-{id}">{name}</h2>
-      <ol class="chat" tabindex="0" aria-label="{name}" aria-live="polite"></ol>
+      <ol class="chat" tabindex="0" aria-label="{name}"></ol>
     </article>
 "#
         ));

@@ -158,6 +158,7 @@ pub const SCRIPT_LABELS: &[&str] = &[
     "preview_empty",
     "advisory",
     "villages",
+    "new_in",
 ];
 
 /// key → [nl, fr, en]
@@ -272,6 +273,10 @@ const LABELS: &[(&str, [&str; 3])] = &[
         ["krijgt van", "reçoit de", "receives from"],
     ),
     ("relay", ["relay", "relais", "relay"]),
+    (
+        "new_in",
+        ["Nieuw bericht in", "Nouveau message dans", "New message in"],
+    ),
     ("live", ["live", "en direct", "live"]),
     (
         "offline",

@@ -123,6 +123,7 @@ async fn in_a_browser_an_alert_typed_in_veulen_shows_up_in_heers_and_the_dashboa
             d.wait_for(&format!(r#".phone[data-group="{v}"] .msg.from-relay"#), 15)
                 .await?;
         }
+        d.screenshot(&shots.join("playground-alert.png")).await?;
 
         // Reply to the copy in Heers, as its coordinator.
         let reply = d

@@ -92,7 +92,23 @@
     if (!chats.has(group)) chats.set(group, new Map());
     const known = chats.get(group).has(m.id);
     chats.get(group).set(m.id, m);
-    if (!known) render(group, new Set([m.id]));
+    if (!known) {
+      render(group, new Set([m.id]));
+      announce(group);
+    }
+  }
+
+  // One short spoken summary per burst ("New message in Heers, Heks, ..."),
+  // rather than eleven live regions talking at once.
+  let arrived = [];
+  let announceTimer = null;
+  function announce(group) {
+    if (!arrived.includes(group)) arrived.push(group);
+    clearTimeout(announceTimer);
+    announceTimer = setTimeout(() => {
+      $("announce").textContent = L("new_in") + " " + arrived.map(groupName).join(", ");
+      arrived = [];
+    }, 600);
   }
 
   async function loadAll() {
