@@ -361,3 +361,33 @@ async fn an_open_live_feed_does_not_hold_up_shutdown() {
         .await
         .expect("stops although a browser tab is listening");
 }
+
+#[tokio::test]
+async fn the_live_feed_keeps_showing_copies_after_a_config_reload() {
+    let app = spawn_app(&heers_config_with_sandbox()).await;
+    let mut events = app
+        .client
+        .get(format!("{}/sandbox/events", app.addr))
+        .send()
+        .await
+        .unwrap();
+    let mut buf = String::new();
+    read_until(&mut events, &mut buf, 5, |e| e.contains("event: ready")).await;
+    // The reload builds new sandbox platforms: they must publish on the same feed.
+    let text = std::fs::read_to_string(&app.config_path)
+        .unwrap()
+        .replace("name = \"Heers\"", "name = \"Heers-Centrum\"");
+    std::fs::write(&app.config_path, text).unwrap();
+    assert!(buurtrelay::startup::reload(&app.state, "test"));
+    app.post_sandbox(
+        "veulen",
+        "jan",
+        "Jan",
+        "Verdachte grijze bestelwagen rijdt traag door de Kerkstraat, 101 is verwittigd",
+    )
+    .await;
+    read_until(&mut events, &mut buf, 10, |e| {
+        e.contains(r#""group":"heers""#) && e.contains(r#""from_relay":true"#)
+    })
+    .await;
+}
