@@ -141,6 +141,7 @@ fn page(l: Lang, title: &str, body_class: &str, body: &str) -> String {
 <meta name="robots" content="noindex">
 <title>{title}</title>
 <link rel="stylesheet" href="/assets/style.css">
+<script src="/assets/admin.js" defer></script>
 </head>
 <body class="{body_class}">
 {body}
@@ -611,6 +612,7 @@ fn render(cfg: &Config, l: Lang, o: &Overview, csrf: &str, resent: Option<u64>) 
         s,
         r#"<header class="top"><h1>{network} <span class="sub">· {dash}</span></h1>
 <div class="links"><a href="/admin">{refresh}</a><a href="/">{playground}</a>
+<button type="button" id="live-toggle" class="secondary toggle" aria-pressed="false" hidden>{live}</button>
 <form class="inline" method="post" action="/admin/logout"><input type="hidden" name="csrf" value="{csrf}"><button type="submit" class="secondary">{sign_out}</button></form></div></header>
 <main>"#,
         network = esc(&o.network),
@@ -618,6 +620,7 @@ fn render(cfg: &Config, l: Lang, o: &Overview, csrf: &str, resent: Option<u64>) 
         refresh = esc(l.t("refresh")),
         playground = esc(l.t("playground")),
         sign_out = esc(l.t("sign_out")),
+        live = esc(l.t("live_updates")),
         csrf = esc(csrf),
     );
     if let Some(id) = resent {
@@ -692,7 +695,7 @@ fn render(cfg: &Config, l: Lang, o: &Overview, csrf: &str, resent: Option<u64>) 
     // Recent alerts.
     let _ = write!(
         s,
-        r#"<section class="card" aria-labelledby="alerts-h"><h2 id="alerts-h">{}</h2>"#,
+        r#"<section class="card" id="alerts" aria-labelledby="alerts-h"><h2 id="alerts-h">{}</h2>"#,
         esc(l.t("recent_alerts"))
     );
     if o.alerts.is_empty() {
@@ -758,7 +761,7 @@ fn render(cfg: &Config, l: Lang, o: &Overview, csrf: &str, resent: Option<u64>) 
     // Delivery health.
     let _ = write!(
         s,
-        r#"<section class="card" aria-labelledby="health-h"><h2 id="health-h">{}</h2><table class="health"><thead><tr><th scope="col">{}</th><th scope="col">{}</th><th scope="col" class="num">{}</th><th scope="col" class="num">{}</th><th scope="col" class="num">{}</th><th scope="col" class="num">{}</th><th scope="col" class="num">{}</th></tr></thead><tbody>"#,
+        r#"<section class="card" id="health" aria-labelledby="health-h"><h2 id="health-h">{}</h2><table class="health"><thead><tr><th scope="col">{}</th><th scope="col">{}</th><th scope="col" class="num">{}</th><th scope="col" class="num">{}</th><th scope="col" class="num">{}</th><th scope="col" class="num">{}</th><th scope="col" class="num">{}</th></tr></thead><tbody>"#,
         esc(l.t("health")),
         esc(l.t("account")),
         esc(l.t("platform")),

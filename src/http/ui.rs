@@ -68,12 +68,14 @@ pub fn html(status: StatusCode, body: String) -> Response {
 
 const STYLE_CSS: &str = include_str!("assets/style.css");
 const PLAYGROUND_JS: &str = include_str!("assets/playground.js");
+const ADMIN_JS: &str = include_str!("assets/admin.js");
 
 /// `GET /assets/{name}`: the embedded stylesheet and script.
 pub async fn asset(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
     let (body, kind) = match name.as_str() {
         "style.css" => (STYLE_CSS, "text/css; charset=utf-8"),
         "playground.js" => (PLAYGROUND_JS, "text/javascript; charset=utf-8"),
+        "admin.js" => (ADMIN_JS, "text/javascript; charset=utf-8"),
         _ => return (StatusCode::NOT_FOUND, "no such asset\n").into_response(),
     };
     secure(
@@ -488,6 +490,10 @@ const LABELS: &[(&str, [&str; 3])] = &[
         ],
     ),
     ("refresh", ["Vernieuwen", "Actualiser", "Refresh"]),
+    (
+        "live_updates",
+        ["Live bijwerken", "Mise à jour en direct", "Live updates"],
+    ),
     ("legend", ["Legende", "Légende", "Legend"]),
 ];
 

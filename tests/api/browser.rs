@@ -198,6 +198,22 @@ async fn in_a_browser_an_alert_typed_in_veulen_shows_up_in_heers_and_the_dashboa
         // The alert and where its copies went.
         d.wait_for(r#"table.alerts .state.delivered[data-group="heers"]"#, 10)
             .await?;
+        // Live: an alert posted now shows up without reloading the page.
+        d.wait_for(r#"#live-toggle[aria-pressed="true"]"#, 5)
+            .await?;
+        app.post_sandbox(
+            "heks",
+            "an",
+            "An Claes",
+            "Inbraak bezig in de Molenstraat, 101 is verwittigd",
+        )
+        .await;
+        d.wait_until(
+            "the new alert from Heks is listed without a reload",
+            "return Array.from(document.querySelectorAll('table.alerts tbody tr td:nth-child(2)')).some(td => td.textContent === 'Heks');",
+            20,
+        )
+        .await?;
         d.set_window(1400, 2600).await?;
         d.screenshot(&shots.join("admin-dashboard.png")).await?;
         anyhow::Ok(())

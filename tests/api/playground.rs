@@ -61,7 +61,7 @@ async fn the_playground_shows_every_sandbox_village_as_a_column_in_the_network_l
         assert!(page.contains(&format!(r#"data-group="{g}""#)), "column {g}");
     }
     assert!(!page.contains("<script>"), "no inline script");
-    for asset in ["style.css", "playground.js"] {
+    for asset in ["style.css", "playground.js", "admin.js"] {
         let r = app
             .client
             .get(format!("{}/assets/{asset}", app.addr))
