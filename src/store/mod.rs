@@ -150,7 +150,8 @@ pub struct TargetDelivery {
     pub state: DeliveryState,
     pub attempts: u32,
     pub last_error: Option<String>,
-    /// Delivered: when it was sent; otherwise when it was queued.
+    /// Delivered: when it was sent; held: when the hold ends; otherwise
+    /// when it was queued.
     pub at_ms: u64,
     /// The outbox or dead-letter id, when there is one.
     pub entry_id: Option<u64>,
