@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::config::{AccountId, Config, PlatformKind};
+use crate::platform::sandbox::SandboxFeed;
 use crate::platform::{self, Platform};
 use crate::store::Store;
 
@@ -17,7 +18,14 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// A runtime whose sandbox accounts announce their posts to nobody.
     pub fn new(config: Config, store: Arc<dyn Store>) -> Runtime {
+        Self::with_sandbox_feed(config, store, &SandboxFeed::default())
+    }
+
+    /// A runtime whose sandbox accounts publish what they post on `feed`
+    /// (the server passes the one in `AppState`, across reloads).
+    pub fn with_sandbox_feed(config: Config, store: Arc<dyn Store>, feed: &SandboxFeed) -> Runtime {
         let http = reqwest::Client::builder()
             .timeout(config.delivery.send_timeout)
             .connect_timeout(std::time::Duration::from_secs(10))
@@ -27,7 +35,7 @@ impl Runtime {
         let mut platforms = HashMap::new();
         let mut own_ids: HashMap<PlatformKind, HashSet<String>> = HashMap::new();
         for (id, acc) in &config.accounts {
-            let p = platform::build(acc, http.clone(), store.clone());
+            let p = platform::build(acc, http.clone(), store.clone(), feed);
             if let Some(me) = p.self_id() {
                 own_ids.entry(acc.platform).or_default().insert(me);
             }

@@ -14,6 +14,7 @@ use tokio::sync::{Notify, watch};
 use tracing::{error, info, warn};
 
 use crate::config::Config;
+use crate::platform::sandbox::SandboxFeed;
 use crate::runtime::Runtime;
 use crate::store::{SledStore, Store};
 use crate::telemetry::Metrics;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub wake: Arc<Notify>,
     pub reload: Arc<Mutex<ReloadStatus>>,
     pub config_path: PathBuf,
+    /// Every message appended to a sandbox chat, live (the playground).
+    pub sandbox_feed: SandboxFeed,
 }
 
 pub struct Application {
@@ -76,7 +79,8 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let max_body = config.server.max_body_bytes;
-        let runtime = Runtime::new(config, store.clone());
+        let sandbox_feed = SandboxFeed::default();
+        let runtime = Runtime::with_sandbox_feed(config, store.clone(), &sandbox_feed);
         let (tx, _) = watch::channel(Arc::new(runtime));
         let state = AppState {
             runtime: Arc::new(tx),
@@ -85,6 +89,7 @@ impl Application {
             wake: Arc::new(Notify::new()),
             reload: Arc::new(Mutex::new(ReloadStatus::default())),
             config_path: config_path.to_path_buf(),
+            sandbox_feed,
         };
         info!(
             data_dir = %data_dir.display(),
@@ -121,6 +126,10 @@ impl Application {
     ) -> anyhow::Result<()> {
         let addr = self.local_addr();
         let state = self.state.clone();
+        // SIGHUP is caught from here on, before "listening" is logged: a
+        // SIGHUP sent right after that line must reload, not kill (the
+        // default action of an uncaught SIGHUP).
+        let hangup = Hangup::install();
         {
             let rt = state.runtime.borrow().clone();
             info!(
@@ -137,16 +146,20 @@ impl Application {
             state.clone(),
             self.loaded.clone(),
             stop_rx.clone(),
+            hangup,
         ));
         let janitor = tokio::spawn(janitor(state.clone(), stop_rx.clone()));
 
         let app = crate::http::router(state.clone(), self.max_body);
         let stop_for_server = stop_tx.clone();
+        let feed = state.sandbox_feed.clone();
         axum::serve(self.listener, app)
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 info!("shutting down: no new requests; finishing sends in flight");
                 let _ = stop_for_server.send(true);
+                // Open live views (server-sent events) end, so the server can stop.
+                feed.close();
             })
             .await
             .context("http server")?;
@@ -171,10 +184,32 @@ impl Application {
 
 /// Reloads the config on SIGHUP and when the file changes; keeps the old one
 /// (and logs every error) when the new one is invalid.
-async fn watch_config(state: AppState, mut last: Option<Vec<u8>>, mut stop: watch::Receiver<bool>) {
+/// The SIGHUP listener (none where there are no signals).
+struct Hangup {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Hangup {
+    fn install() -> Hangup {
+        Hangup {
+            #[cfg(unix)]
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok(),
+        }
+    }
+}
+
+async fn watch_config(
+    state: AppState,
+    mut last: Option<Vec<u8>>,
+    mut stop: watch::Receiver<bool>,
+    hangup: Hangup,
+) {
     let poll = state.runtime.borrow().config.server.reload_poll;
     #[cfg(unix)]
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut hup = hangup.signal;
+    #[cfg(not(unix))]
+    let _ = hangup;
     loop {
         #[cfg(unix)]
         let hup_fut = async {
@@ -215,7 +250,7 @@ pub fn reload(state: &AppState, why: &str) -> bool {
                 warn!("config: {w}");
             }
             let groups = cfg.groups.len();
-            let rt = Runtime::new(cfg, state.store.clone());
+            let rt = Runtime::with_sandbox_feed(cfg, state.store.clone(), &state.sandbox_feed);
             state.runtime.send_replace(Arc::new(rt));
             state
                 .metrics

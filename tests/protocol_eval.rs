@@ -175,6 +175,19 @@ fn the_development_set_meets_the_targets() {
 }
 
 #[test]
+fn the_second_development_set_meets_the_targets() {
+    let cases = load("tests/data/protocol_cases_2.jsonl");
+    let r = evaluate(&cases);
+    print("second development set", cases.len(), &r);
+    assert!(r.alert.f1() >= 0.95, "alert F1 {:.3} < 0.95", r.alert.f1());
+    assert!(
+        r.called.accuracy() >= 0.95,
+        "police-called accuracy {:.3} < 0.95",
+        r.called.accuracy()
+    );
+}
+
+#[test]
 fn the_held_out_set_meets_the_targets() {
     let cases = load("tests/data/protocol_holdout.jsonl");
     let r = evaluate(&cases);

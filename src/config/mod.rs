@@ -279,6 +279,15 @@ pub struct Limits {
     pub per_account: Vec<Window>,
     pub max_in_flight: usize,
 }
+/// The dashboard (`/admin`). Present only when a token is configured.
+#[derive(Clone, Debug)]
+pub struct Admin {
+    /// Sent as `Authorization: Bearer ...` or typed once into the login form.
+    pub token: Secret,
+}
+
+/// Shorter admin tokens are refused: the dashboard can re-send messages.
+pub const ADMIN_TOKEN_MIN_LEN: usize = 16;
 
 #[derive(Clone, Debug)]
 pub struct Account {
@@ -344,6 +353,8 @@ pub struct Config {
     pub rules: Arc<RuleSet>,
     pub texts: BTreeMap<String, Texts>,
     pub routes: Vec<Route>,
+    /// `None`: no admin token configured, the dashboard is off.
+    pub admin: Option<Admin>,
     /// Warnings that do not stop the relay (printed by check-config, logged at start).
     pub warnings: Vec<String>,
     by_id: HashMap<GroupId, usize>,
@@ -1263,6 +1274,28 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
         });
     }
 
+    // --- admin dashboard
+    let admin = raw.admin.as_ref().and_then(|a| {
+        let raw_token = &a.token;
+        let token = secret(cx, &Some(raw_token.clone()), "admin.token")?;
+        let t = token.expose();
+        if t.chars().count() < ADMIN_TOKEN_MIN_LEN {
+            cx.err(
+                raw_token.span(),
+                format!("admin.token must be at least {ADMIN_TOKEN_MIN_LEN} characters (e.g. `openssl rand -hex 24`)"),
+            );
+            return None;
+        }
+        if t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            cx.err(
+                raw_token.span(),
+                "admin.token must not contain spaces or control characters",
+            );
+            return None;
+        }
+        Some(Admin { token })
+    });
+
     let rules = rules?;
     Some(Config {
         file: path.to_path_buf(),
@@ -1275,6 +1308,7 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
         rules: Arc::new(rules),
         texts,
         routes,
+        admin,
         warnings,
         by_id,
         by_chat,

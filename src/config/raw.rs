@@ -26,6 +26,7 @@ pub struct RawConfig {
     pub texts: BTreeMap<Spanned<String>, RawTexts>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
+    pub admin: Option<RawAdmin>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -158,4 +159,12 @@ pub struct RawRoute {
     pub from: Spanned<toml::Value>,
     pub to: Spanned<toml::Value>,
     pub categories: Option<Spanned<toml::Value>>,
+}
+
+/// `[admin]`: the dashboard at `/admin`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    /// Bearer token for `/admin` (`"env:NAME"` allowed). No `[admin]`: no dashboard.
+    pub token: Spanned<String>,
 }

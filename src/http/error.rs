@@ -14,7 +14,8 @@ pub enum ApiError {
     /// 401: missing or wrong secret.
     #[error("unauthorized")]
     Unauthorized,
-    /// 403: a verification handshake with the wrong token.
+    /// 403: a verification handshake with the wrong token, or a dashboard
+    /// change without its CSRF token (or from another site).
     #[error("forbidden")]
     Forbidden,
     /// 400: the body could not be read as the platform's format.

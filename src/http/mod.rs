@@ -1,13 +1,18 @@
-//! HTTP: platform webhooks, the sandbox platform, health and metrics.
+//! HTTP: platform webhooks, the sandbox platform, health and metrics, the
+//! playground (`/`) and the dashboard (`/admin`).
 
+mod admin;
 mod error;
+mod netmap;
+mod playground;
 mod sandbox;
+mod ui;
 mod webhooks;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 pub use error::ApiError;
@@ -30,12 +35,27 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             "/sandbox/{group}/messages",
             post(sandbox::post_message).get(sandbox::list_messages),
         )
+        .route("/sandbox/events", get(playground::events))
+        .route("/api/playground", get(playground::info))
+        .route("/api/simulate", post(playground::simulate))
+        .route("/assets/{name}", get(ui::asset))
+        .route("/admin", get(admin::dashboard))
+        .route("/admin/login", post(admin::login))
+        .route("/admin/logout", post(admin::logout))
+        .route("/admin/map.svg", get(admin::map_svg))
+        .route("/admin/api/overview", get(admin::api_overview))
+        .route("/admin/dead/{id}/resend", post(admin::resend))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }
 
-async fn index(State(state): State<AppState>) -> impl IntoResponse {
+/// The playground when the network has sandbox groups; otherwise a short
+/// plain-text index.
+async fn index(State(state): State<AppState>) -> Response {
     let rt = state.runtime.borrow().clone();
+    if playground::has_sandbox(&rt.config) {
+        return playground::page(&rt);
+    }
     let cfg = &rt.config;
     let mut s = format!(
         "buurtrelay {} — network \"{}\" — {} groups\n\n",
@@ -52,9 +72,9 @@ async fn index(State(state): State<AppState>) -> impl IntoResponse {
         ));
     }
     s.push_str(
-        "\nTry it (sandbox groups):\n  curl -s -X POST localhost:PORT/sandbox/veulen/messages -H 'content-type: application/json' \\\n       -d '{\"sender\":\"jan\",\"sender_name\":\"Jan\",\"text\":\"Verdachte wagen in de Kerkstraat, 101 is verwittigd\"}'\n  curl -s localhost:PORT/sandbox/heers/messages\n\nEndpoints: POST /webhooks/{account}, GET/POST /sandbox/{group}/messages, /healthz, /readyz, /metrics\n",
+        "\nThe playground appears here when the config has sandbox groups ([accounts.X] platform = \"sandbox\").\n\nEndpoints: POST /webhooks/{account}, /admin (dashboard, with [admin] token), /healthz, /readyz, /metrics\n",
     );
-    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], s)
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], s).into_response()
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {

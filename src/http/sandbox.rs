@@ -102,6 +102,8 @@ pub async fn post_message(
             at_ms: now_ms(),
         },
     )?;
+    // Stored first, then announced: the live view never shows what is not kept.
+    state.sandbox_feed.publish(g.id.as_str(), stored.clone());
     let inbound = InboundMessage {
         account: g.account.clone(),
         platform: PlatformKind::Sandbox,

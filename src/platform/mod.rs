@@ -83,10 +83,16 @@ pub trait Platform: Send + Sync {
     async fn send(&self, msg: &Outbound) -> Result<Sent, SendError>;
 }
 
-/// Builds the adapter for one configured account.
-pub fn build(account: &Account, http: reqwest::Client, store: Arc<dyn Store>) -> Arc<dyn Platform> {
+/// Builds the adapter for one configured account. `feed` is where sandbox
+/// accounts announce what they post (other platforms ignore it).
+pub fn build(
+    account: &Account,
+    http: reqwest::Client,
+    store: Arc<dyn Store>,
+    feed: &sandbox::SandboxFeed,
+) -> Arc<dyn Platform> {
     match account.platform {
-        PlatformKind::Sandbox => Arc::new(sandbox::Sandbox::new(account, store)),
+        PlatformKind::Sandbox => Arc::new(sandbox::Sandbox::new(account, store, feed.clone())),
         PlatformKind::Telegram => Arc::new(telegram::Telegram::new(account, http)),
         PlatformKind::Waha => Arc::new(waha::Waha::new(account, http, store)),
         PlatformKind::Evolution => Arc::new(evolution::Evolution::new(account, http, store)),

@@ -2,29 +2,89 @@
 //! a chat kept in the store. Members post with `POST /sandbox/{group}/messages`;
 //! whatever the relay sends to a sandbox chat is appended there and can be
 //! read back with `GET /sandbox/{group}/messages`.
+//!
+//! Every message appended to a sandbox chat is also published on the
+//! [`SandboxFeed`] (the playground's live view, `GET /sandbox/events`), always
+//! *after* the store write: the feed is a notification, the store the truth.
+//! A subscriber that falls behind is told to re-read the chats.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use axum::http::HeaderMap;
+use serde::Serialize;
+use tokio::sync::broadcast;
 
 use super::{Platform, SendError, WebhookError};
 use crate::config::{Account, PlatformKind};
 use crate::message::{Inbound, Outbound, Sent};
 use crate::store::{SandboxMessage, Store};
 
+/// One message appended to a sandbox chat.
+#[derive(Clone, Debug, Serialize)]
+pub struct SandboxEvent {
+    /// The group id (as in the config and in `/sandbox/{group}/...`).
+    pub group: String,
+    pub message: SandboxMessage,
+}
+
+/// What a feed subscriber receives.
+#[derive(Clone, Debug)]
+pub enum FeedItem {
+    Message(Arc<SandboxEvent>),
+    /// The relay is shutting down: end the stream, so that graceful
+    /// shutdown does not wait for open browser tabs.
+    Closing,
+}
+
+/// Live notifications of sandbox messages (a tokio broadcast channel).
+#[derive(Clone)]
+pub struct SandboxFeed {
+    tx: broadcast::Sender<FeedItem>,
+}
+
+impl Default for SandboxFeed {
+    fn default() -> Self {
+        // Enough for a burst (one alert = one copy per village); a slower
+        // subscriber gets `Lagged` and re-reads the chats.
+        let (tx, _) = broadcast::channel(1024);
+        Self { tx }
+    }
+}
+
+impl SandboxFeed {
+    /// Publishes a message that is already stored. Nobody listening is fine.
+    pub fn publish(&self, group: &str, message: SandboxMessage) {
+        let _ = self.tx.send(FeedItem::Message(Arc::new(SandboxEvent {
+            group: group.to_string(),
+            message,
+        })));
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<FeedItem> {
+        self.tx.subscribe()
+    }
+
+    /// Ends every subscriber's stream (at shutdown).
+    pub fn close(&self) {
+        let _ = self.tx.send(FeedItem::Closing);
+    }
+}
+
 pub struct Sandbox {
     self_id: String,
     display_name: String,
     store: Arc<dyn Store>,
+    feed: SandboxFeed,
 }
 
 impl Sandbox {
-    pub fn new(account: &Account, store: Arc<dyn Store>) -> Self {
+    pub fn new(account: &Account, store: Arc<dyn Store>, feed: SandboxFeed) -> Self {
         Self {
             self_id: self_id(account.id.as_str()),
             display_name: account.display_name.clone(),
             store,
+            feed,
         }
     }
 }
@@ -70,8 +130,8 @@ impl Platform for Sandbox {
                 },
             )
             .map_err(|e| SendError::Transient(e.to_string()))?;
-        Ok(Sent {
-            message_id: stored.id,
-        })
+        let message_id = stored.id.clone();
+        self.feed.publish(msg.group.as_str(), stored);
+        Ok(Sent { message_id })
     }
 }

@@ -137,14 +137,18 @@ fn a_red_car_is_not_prowling_but_rode_in_french_is() {
 #[test]
 fn looking_for_a_plumber_or_losing_a_loved_one_is_not_a_missing_person() {
     assert!(!alert("Ik ben al een week op zoek naar een loodgieter"));
-    assert!(!alert("We hebben vorige maand onze moeder verloren, bedankt voor de steun"));
+    assert!(!alert(
+        "We hebben vorige maand onze moeder verloren, bedankt voor de steun"
+    ));
     assert!(alert("Onze dochter van 12 is sinds vanmiddag zoek"));
 }
 
 #[test]
 fn a_hypothetical_question_about_what_to_do_is_not_an_alert() {
     assert!(!alert("Moet ik 101 bellen als ik een verdachte wagen zie?"));
-    assert!(!alert("Wat een inbraak op mijn portemonnee, die belastingen"));
+    assert!(!alert(
+        "Wat een inbraak op mijn portemonnee, die belastingen"
+    ));
 }
 
 #[test]
@@ -156,7 +160,9 @@ fn flemish_and_sms_spellings_confirm() {
 
 #[test]
 fn a_call_that_did_not_get_through_or_is_only_planned_is_not_a_confirmation() {
-    assert!(!confirmed("Verdachte man, heb 101 gebeld maar het was bezet"));
+    assert!(!confirmed(
+        "Verdachte man, heb 101 gebeld maar het was bezet"
+    ));
     assert!(!confirmed("Ik ga de politie op de hoogte brengen"));
     assert!(!confirmed("Has the police been called yet"));
 }

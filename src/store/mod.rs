@@ -127,6 +127,36 @@ pub struct QueueStats {
     pub oldest_ms: Option<u64>,
 }
 
+/// Where one copy of an origin message stands (for the dashboard).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryState {
+    /// Sent: a copy record exists.
+    Delivered,
+    /// In the outbox, not tried yet.
+    Pending,
+    /// In the outbox after at least one failed try.
+    Retrying,
+    /// Given up on; kept in the dead letters (re-sendable).
+    Dead,
+    /// Part of a held alert (`relay.unconfirmed = "hold"`), not queued yet.
+    Held,
+}
+
+/// The state of the copy of one origin message for one group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TargetDelivery {
+    pub group: GroupId,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    /// Delivered: when it was sent; held: when the hold ends; otherwise
+    /// when it was queued.
+    pub at_ms: u64,
+    /// The outbox or dead-letter id, when there is one.
+    pub entry_id: Option<u64>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Writes a message's dedup mark and everything derived from it, atomically.
@@ -170,6 +200,12 @@ pub trait Store: Send + Sync {
     fn queue_stats(&self) -> Result<Vec<QueueStats>, StoreError>;
 
     fn copies_of(&self, origin: &str) -> Result<Vec<CopyRecord>, StoreError>;
+
+    /// Every group that one origin message has (or will have) a copy in, and
+    /// how far that copy got: one entry per group, in the order delivered,
+    /// outbox, dead letters, held (a group's first state wins). The reminder
+    /// is the entry for the origin's own group.
+    fn delivery_states(&self, origin: &str) -> Result<Vec<TargetDelivery>, StoreError>;
 
     fn recent_alerts(&self, limit: usize) -> Result<Vec<AlertRecord>, StoreError>;
 

@@ -353,11 +353,18 @@ impl Store for SledStore {
         entry.attempts = 0;
         entry.next_at_ms = now_ms;
         entry.created_ms = now_ms;
-        let okey = outbox_key(&entry.msg, entry.id);
+        entry.last_error = None;
         (&self.outbox, &self.dead)
             .transaction(|(outbox, dead)| {
-                dead.remove(&dkey)?;
-                outbox.insert(okey.as_slice(), enc(&entry))?;
+                if dead.remove(&dkey)?.is_none() {
+                    return Ok(());
+                }
+                // A fresh id: the entry queues behind what is waiting now, and
+                // the dispatchers, which look for ids above the last they saw,
+                // find it at once.
+                let mut entry = entry.clone();
+                entry.id = outbox.generate_id()?;
+                outbox.insert(outbox_key(&entry.msg, entry.id), enc(&entry))?;
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
             .map_err(|e| match e {
@@ -395,6 +402,81 @@ impl Store for SledStore {
                 dec(&v)
             })
             .collect()
+    }
+
+    fn delivery_states(&self, origin: &str) -> Result<Vec<TargetDelivery>, StoreError> {
+        let mut out: Vec<TargetDelivery> = Vec::new();
+        let mut add = |t: TargetDelivery| {
+            if !out.iter().any(|o| o.group == t.group) {
+                out.push(t);
+            }
+        };
+        for c in self.copies_of(origin)? {
+            add(TargetDelivery {
+                group: c.group,
+                state: DeliveryState::Delivered,
+                attempts: 0,
+                last_error: None,
+                at_ms: c.sent_ms,
+                entry_id: None,
+            });
+        }
+        // The outbox and the dead letters are keyed by account and id, not by
+        // origin: a scan. Both stay small (a healthy outbox is nearly empty);
+        // a shared database would index `origin`.
+        let queued = |tree: &sled::Tree| -> Result<Vec<OutboxEntry>, StoreError> {
+            let mut v = Vec::new();
+            for kv in tree.iter() {
+                let (_, bytes) = kv?;
+                let e: OutboxEntry = dec(&bytes)?;
+                if e.origin == origin {
+                    v.push(e);
+                }
+            }
+            Ok(v)
+        };
+        for e in queued(&self.outbox)? {
+            add(TargetDelivery {
+                group: e.msg.group.clone(),
+                state: if e.attempts == 0 {
+                    DeliveryState::Pending
+                } else {
+                    DeliveryState::Retrying
+                },
+                attempts: e.attempts,
+                last_error: e.last_error.clone(),
+                at_ms: e.created_ms,
+                entry_id: Some(e.id),
+            });
+        }
+        for e in queued(&self.dead)? {
+            add(TargetDelivery {
+                group: e.msg.group.clone(),
+                state: DeliveryState::Dead,
+                attempts: e.attempts,
+                last_error: e.last_error.clone(),
+                at_ms: e.created_ms,
+                entry_id: Some(e.id),
+            });
+        }
+        for kv in self.held.iter() {
+            let (_, bytes) = kv?;
+            let h: HeldAlert = dec(&bytes)?;
+            if h.origin != origin {
+                continue;
+            }
+            for m in &h.outbox {
+                add(TargetDelivery {
+                    group: m.group.clone(),
+                    state: DeliveryState::Held,
+                    attempts: 0,
+                    last_error: None,
+                    at_ms: h.until_ms,
+                    entry_id: None,
+                });
+            }
+        }
+        Ok(out)
     }
 
     fn recent_alerts(&self, limit: usize) -> Result<Vec<AlertRecord>, StoreError> {
@@ -733,6 +815,70 @@ mod tests {
             .expect("no deadlock");
         let acc = AccountId::parse("sandbox").unwrap();
         assert_eq!(s.pending(&acc, 1000).unwrap().len(), 400);
+    }
+
+    #[test]
+    fn the_dashboard_sees_each_copy_delivered_pending_retrying_dead_or_held() {
+        let s = SledStore::temporary().unwrap();
+        let mut w = write("o1");
+        w.outbox = vec![
+            msg("heers"),
+            msg("batsheers"),
+            msg("opheers"),
+            msg("vechmaal"),
+        ];
+        s.commit_ingest(&w).unwrap();
+        let acc = AccountId::parse("sandbox").unwrap();
+        let queued = s.pending(&acc, 10).unwrap();
+        // heers: delivered; batsheers: one failed try; opheers: given up;
+        // vechmaal: untouched.
+        s.complete(
+            &queued[0],
+            &Sent {
+                message_id: "9".into(),
+            },
+            2_000,
+        )
+        .unwrap();
+        let mut retry = queued[1].clone();
+        retry.attempts = 1;
+        retry.last_error = Some("HTTP 502".into());
+        s.reschedule(&retry).unwrap();
+        let mut dead = queued[2].clone();
+        dead.attempts = 7;
+        s.dead_letter(&dead).unwrap();
+        // Another origin, held: not mixed in.
+        let mut other = write("o2");
+        other.held = Some(HeldAlert {
+            origin: "o2".into(),
+            until_ms: 9_000,
+            outbox: std::mem::take(&mut other.outbox),
+        });
+        s.commit_ingest(&other).unwrap();
+
+        let states: Vec<(String, DeliveryState, u32)> = s
+            .delivery_states("o1")
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.group.to_string(), t.state, t.attempts))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                ("heers".to_string(), DeliveryState::Delivered, 0),
+                ("batsheers".to_string(), DeliveryState::Retrying, 1),
+                ("vechmaal".to_string(), DeliveryState::Pending, 0),
+                ("opheers".to_string(), DeliveryState::Dead, 7),
+            ]
+        );
+        let held: Vec<DeliveryState> = s
+            .delivery_states("o2")
+            .unwrap()
+            .into_iter()
+            .map(|t| t.state)
+            .collect();
+        assert_eq!(held, [DeliveryState::Held, DeliveryState::Held]);
+        assert!(s.delivery_states("nobody").unwrap().is_empty());
     }
 
     fn futures_flush(s: &SledStore) {

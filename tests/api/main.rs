@@ -2,13 +2,17 @@
 //! port 0, driven through the sandbox platform, a fake Telegram Bot API and
 //! fake WhatsApp gateways (WAHA, Evolution, Cloud API).
 
+mod admin;
+mod browser;
 mod cli;
 mod crash;
 mod delivery;
 mod durability;
 mod fakes;
 mod helpers;
+mod playground;
 mod reload;
 mod sandbox;
 mod telegram;
+mod webdriver;
 mod whatsapp;
