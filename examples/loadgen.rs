@@ -37,7 +37,12 @@ struct Fake {
 
 async fn send_message(State(f): State<Arc<Fake>>, Json(body): Json<Value>) -> Json<Value> {
     let text = body["text"].as_str().unwrap_or("");
-    if let Some(n) = text.split("#").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse::<i64>().ok()) {
+    if let Some(n) = text
+        .split("#")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse::<i64>().ok())
+    {
         if let Ok(mut m) = f.copies.lock() {
             let e = m.entry(n).or_insert((0, Instant::now()));
             e.0 += 1;
@@ -46,7 +51,9 @@ async fn send_message(State(f): State<Arc<Fake>>, Json(body): Json<Value>) -> Js
     }
     f.total.fetch_add(1, Ordering::Relaxed);
     let id = f.next_id.fetch_add(1, Ordering::Relaxed);
-    Json(json!({"ok": true, "result": {"message_id": id, "chat": {"id": body["chat_id"], "type": "supergroup"}, "date": 0}}))
+    Json(
+        json!({"ok": true, "result": {"message_id": id, "chat": {"id": body["chat_id"], "type": "supergroup"}, "date": 0}}),
+    )
 }
 
 fn config(fake_url: &str, data: &std::path::Path) -> String {
@@ -83,12 +90,18 @@ fn start_relay(cfg: &std::path::Path) -> (Child, String) {
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if let Some(p) = line.find("listening on http://") {
-                let url = line[p + 13..].split_whitespace().next().unwrap_or("").to_string();
+                let url = line[p + 13..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
                 let _ = tx.send(url);
             }
         }
     });
-    let url = rx.recv_timeout(Duration::from_secs(20)).expect("relay address");
+    let url = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("relay address");
     (child, url)
 }
 
@@ -127,7 +140,13 @@ async fn post_webhook(client: &reqwest::Client, url: &str, body: String) -> bool
 }
 
 /// Closed loop: `conc` clients post as fast as acks come back for `secs`.
-async fn closed_loop(url: &str, conc: usize, secs: f64, first: i64, make: fn(i64) -> String) -> (f64, i64) {
+async fn closed_loop(
+    url: &str,
+    conc: usize,
+    secs: f64,
+    first: i64,
+    make: fn(i64) -> String,
+) -> (f64, i64) {
     let client = reqwest::Client::new();
     let next = Arc::new(AtomicI64::new(first));
     let ok = Arc::new(AtomicU64::new(0));
@@ -148,12 +167,21 @@ async fn closed_loop(url: &str, conc: usize, secs: f64, first: i64, make: fn(i64
         let _ = t.await;
     }
     let elapsed = t0.elapsed().as_secs_f64();
-    (ok.load(Ordering::Relaxed) as f64 / elapsed, next.load(Ordering::Relaxed))
+    (
+        ok.load(Ordering::Relaxed) as f64 / elapsed,
+        next.load(Ordering::Relaxed),
+    )
 }
 
 /// Open loop at `rate`/s for `secs`: returns ack latencies (ms) and the
 /// send time of each message.
-async fn open_loop(url: &str, rate: f64, secs: f64, first: i64, make: fn(i64) -> String) -> (Vec<f64>, HashMap<i64, Instant>, i64) {
+async fn open_loop(
+    url: &str,
+    rate: f64,
+    secs: f64,
+    first: i64,
+    make: fn(i64) -> String,
+) -> (Vec<f64>, HashMap<i64, Instant>, i64) {
     let client = reqwest::Client::new();
     let lat = Arc::new(Mutex::new(Vec::new()));
     let sent = Arc::new(Mutex::new(HashMap::new()));
@@ -211,8 +239,12 @@ async fn wait_delivered(fake: &Fake, want: u64, secs: u64) -> bool {
 #[tokio::main]
 async fn main() {
     let fake = Arc::new(Fake::default());
-    let app = axum::Router::new().route("/{bot}/sendMessage", post(send_message)).with_state(fake.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let app = axum::Router::new()
+        .route("/{bot}/sendMessage", post(send_message))
+        .with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let fake_url = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -222,7 +254,12 @@ async fn main() {
     std::fs::write(&cfg, config(&fake_url, &dir.path().join("data"))).expect("config");
     let (mut child, url) = start_relay(&cfg);
     let pid = child.id();
-    println!("buurtrelay load test — {} cores, relay pid {pid}, {GROUPS} groups (fan-out 10), fake Telegram on loopback", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    println!(
+        "buurtrelay load test — {} cores, relay pid {pid}, {GROUPS} groups (fan-out 10), fake Telegram on loopback",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
 
     // (b) chit-chat, closed loop.
     let (rate_b, mut next) = closed_loop(&url, 64, 5.0, 1, chat).await;
@@ -235,8 +272,11 @@ async fn main() {
     let acked = ((n2 - next) as f64).min(rate_a * 5.0 + 64.0);
     let want = before + (rate_a * t0.elapsed().as_secs_f64()).round() as u64 * 10;
     let drained = wait_delivered(&fake, want.saturating_sub(640), 120).await;
-    let send_rate = (fake.total.load(Ordering::Relaxed) - before) as f64 / t0.elapsed().as_secs_f64();
-    println!("(a) alerts x10, 64 connections: ingest {rate_a:.0} alerts/s sustained for 5 s; copies delivered {send_rate:.0}/s until drained (drained: {drained}, ~{acked:.0} alerts)");
+    let send_rate =
+        (fake.total.load(Ordering::Relaxed) - before) as f64 / t0.elapsed().as_secs_f64();
+    println!(
+        "(a) alerts x10, 64 connections: ingest {rate_a:.0} alerts/s sustained for 5 s; copies delivered {send_rate:.0}/s until drained (drained: {drained}, ~{acked:.0} alerts)"
+    );
     next = n2;
 
     // (a2) ack latency at 500 alerts/s.
@@ -257,7 +297,12 @@ async fn main() {
     let copies = fake.copies.lock().map(|c| c.clone()).unwrap_or_default();
     let mut e2e: Vec<f64> = sent
         .iter()
-        .filter_map(|(n, t)| copies.get(n).filter(|(c, _)| *c >= 10).map(|(_, last)| last.duration_since(*t).as_secs_f64() * 1000.0))
+        .filter_map(|(n, t)| {
+            copies
+                .get(n)
+                .filter(|(c, _)| *c >= 10)
+                .map(|(_, last)| last.duration_since(*t).as_secs_f64() * 1000.0)
+        })
         .collect();
     println!(
         "(a) at 100 alerts/s: ack p50 {:.2} ms p99 {:.2} ms; end-to-end to the 10th copy p50 {:.2} ms, p99 {:.2} ms ({} of {} alerts complete)",
@@ -270,18 +315,26 @@ async fn main() {
     );
 
     let (rss, hwm) = rss_kb(pid);
-    println!("relay memory: RSS now {:.1} MB, peak {:.1} MB", rss as f64 / 1024.0, hwm as f64 / 1024.0);
+    println!(
+        "relay memory: RSS now {:.1} MB, peak {:.1} MB",
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0
+    );
     let _ = child.kill();
     let _ = child.wait();
 
     // (c) classification alone, one core.
-    let rules = buurtrelay::protocol::RuleSet::compile(true, None, &["101".into(), "112".into()]).expect("rules");
-    let corpus: Vec<String> = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/protocol_cases.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|v| v["text"].as_str().map(str::to_string))
-        .collect();
+    let rules = buurtrelay::protocol::RuleSet::compile(true, None, &["101".into(), "112".into()])
+        .expect("rules");
+    let corpus: Vec<String> = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/protocol_cases.jsonl"
+    ))
+    .unwrap_or_default()
+    .lines()
+    .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+    .filter_map(|v| v["text"].as_str().map(str::to_string))
+    .collect();
     let mut runs = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
@@ -303,6 +356,9 @@ async fn main() {
         "(c) classification, one core, {} real messages: median {:.0} messages/s (runs: {})",
         corpus.len(),
         pct(&mut r, 0.5),
-        runs.iter().map(|x| format!("{x:.0}")).collect::<Vec<_>>().join(", ")
+        runs.iter()
+            .map(|x| format!("{x:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
 }
