@@ -238,6 +238,10 @@ async fn wait_delivered(fake: &Fake, want: u64, secs: u64) -> bool {
 
 #[tokio::main]
 async fn main() {
+    if std::env::args().nth(1).as_deref() == Some("classify") {
+        classify_bench();
+        return;
+    }
     let fake = Arc::new(Fake::default());
     let app = axum::Router::new()
         .route("/{bot}/sendMessage", post(send_message))
@@ -323,7 +327,11 @@ async fn main() {
     let _ = child.kill();
     let _ = child.wait();
 
-    // (c) classification alone, one core.
+    classify_bench();
+}
+
+/// (c) classification alone, one core.
+fn classify_bench() {
     let rules = buurtrelay::protocol::RuleSet::compile(true, None, &["101".into(), "112".into()])
         .expect("rules");
     let corpus: Vec<String> = std::fs::read_to_string(concat!(
