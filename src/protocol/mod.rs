@@ -185,7 +185,6 @@ fn set(list: &[Pat], what: &str, macros: &BTreeMap<String, String>, errs: &mut E
     match RegexSetBuilder::new(&ok)
         .unicode(false)
         .size_limit(64 << 20)
-        .dfa_size_limit(16 << 20)
         .build()
     {
         Ok(set) => set,

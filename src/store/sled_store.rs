@@ -67,6 +67,9 @@ impl SledStore {
         let db = sled::Config::new()
             .path(dir.join("buurtrelay.sled"))
             .mode(sled::Mode::HighThroughput)
+            // sled's default page cache is 1 GiB; the working set here (recent
+            // dedup marks, the outbox, recent alerts) fits in a few MiB.
+            .cache_capacity(16 * 1024 * 1024)
             .flush_every_ms(Some(500))
             .open()?;
         Self::from_db(db)
@@ -170,6 +173,28 @@ enum Abort {
 #[async_trait]
 impl Store for SledStore {
     fn commit_ingest(&self, w: &IngestWrite) -> Result<IngestResult, StoreError> {
+        // Most messages lead to nothing but their dedup mark: one atomic
+        // insert-if-absent, without the transaction's global lock. (A given
+        // message always takes the same path: whether it leads to anything is
+        // decided by its text, so the two paths never race on one key.)
+        if w.outbox.is_empty() && w.reminder.is_none() && w.alert.is_none() && w.held.is_none() {
+            let fresh = self
+                .seen
+                .compare_and_swap(
+                    w.dedup_key.as_bytes(),
+                    None::<&[u8]>,
+                    Some(&w.at_ms.to_be_bytes()[..]),
+                )?
+                .is_ok();
+            return Ok(if fresh {
+                IngestResult::Accepted {
+                    queued: 0,
+                    reminded: false,
+                }
+            } else {
+                IngestResult::Duplicate
+            });
+        }
         let res = (
             &self.seen,
             &self.outbox,
@@ -650,6 +675,26 @@ mod tests {
         );
         let acc = AccountId::parse("sandbox").unwrap();
         assert_eq!(s.pending(&acc, 100).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn chit_chat_seen_twice_is_a_duplicate_too() {
+        let s = SledStore::temporary().unwrap();
+        let mut w = write("chat-1");
+        w.outbox.clear();
+        assert_eq!(
+            s.commit_ingest(&w).unwrap(),
+            IngestResult::Accepted {
+                queued: 0,
+                reminded: false
+            }
+        );
+        assert_eq!(s.commit_ingest(&w).unwrap(), IngestResult::Duplicate);
+        // And an alert with the same key after it is a duplicate as well.
+        assert_eq!(
+            s.commit_ingest(&write("chat-1")).unwrap(),
+            IngestResult::Duplicate
+        );
     }
 
     #[test]
