@@ -9,7 +9,9 @@
 //! How "police called" is decided, sentence by sentence:
 //! 1. a sentence that is a question (`question` patterns, per clause; a `?`
 //!    belongs to the clause it closes) confirms nothing;
-//! 2. a sentence with a negation or doubt (`not_called`) confirms nothing;
+//! 2. a negation or doubt (`not_called`) cancels the confirmations of its
+//!    sentence, except those after a later "maar/mais/but" (`niet gebeld,
+//!    maar mijn vrouw hing al aan de lijn met 101`);
 //! 3. otherwise one `called` match in a clause confirms.
 //!
 //! Imperatives ("bel 101!") and intentions ("ik ga 101 bellen") never match
@@ -317,9 +319,6 @@ impl RuleSet {
     /// Does normalised text say the police were called? (see module docs)
     pub fn confirms(&self, normalized: &str) -> bool {
         sentences(normalized).into_iter().any(|s| {
-            if self.not_called.is_match(s.as_bytes()) {
-                return false;
-            }
             let clauses: Vec<&str> = s.split(',').map(str::trim).collect();
             let opener_is_question = clauses.len() > 1
                 && clauses
@@ -328,12 +327,39 @@ impl RuleSet {
             // A clause is a question on its own (`101 gebeld?`), and a sentence
             // that opens with a question (`heeft iemand, toevallig, 101 gebeld?`)
             // confirms nothing.
-            !opener_is_question
-                && clauses.iter().any(|c| {
-                    !self.question.is_match(c.as_bytes()) && self.called.is_match(c.as_bytes())
-                })
+            if opener_is_question {
+                return false;
+            }
+            // A negation cancels the confirmations before it in its sentence
+            // (`gebeld maar bezet`), but not one after "maar/mais/but"
+            // (`pas pu joindre le 101 mais c est fait, la police arrive`).
+            let starts = but_parts(s);
+            starts.iter().enumerate().any(|(i, &start)| {
+                let end = starts.get(i + 1).copied().unwrap_or(s.len());
+                !self.not_called.is_match(s[start..].as_bytes())
+                    && s[start..end].split(',').map(str::trim).any(|c| {
+                        !self.question.is_match(c.as_bytes()) && self.called.is_match(c.as_bytes())
+                    })
+            })
         })
     }
+}
+
+/// Where the parts of a sentence start: at its beginning and at each
+/// "maar", "mais" or "but" that joins two clauses.
+fn but_parts(sentence: &str) -> Vec<usize> {
+    let b = sentence.as_bytes();
+    let mut starts = vec![0];
+    for i in 0..b.len() {
+        if b[i] == b' '
+            && [&b"maar "[..], b"mais ", b"but "]
+                .iter()
+                .any(|w| b[i + 1..].starts_with(w))
+        {
+            starts.push(i + 1);
+        }
+    }
+    starts
 }
 
 #[cfg(test)]

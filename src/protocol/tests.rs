@@ -166,3 +166,104 @@ fn a_call_that_did_not_get_through_or_is_only_planned_is_not_a_confirmation() {
     assert!(!confirmed("Ik ga de politie op de hoogte brengen"));
     assert!(!confirmed("Has the police been called yet"));
 }
+
+#[test]
+fn a_negation_before_but_does_not_cancel_the_confirmation_after_it() {
+    assert!(confirmed(
+        "Je n'ai pas pu joindre le 101 tout de suite mais c'est fait maintenant, la police arrive."
+    ));
+    assert!(confirmed(
+        "Nee ik heb niet gebeld, maar mijn vrouw hing al aan de lijn met 101."
+    ));
+    assert!(!confirmed("Heb 101 gebeld maar niemand nam op"));
+    assert!(!confirmed("Politie gebeld? Nee, nog niet, maar ik twijfel"));
+}
+
+#[test]
+fn a_report_that_starts_with_someone_is_a_statement_not_a_question() {
+    assert!(confirmed(
+        "Iemand heeft mijn fiets gestolen, ik heb de politie gebeld."
+    ));
+    assert!(confirmed(
+        "Quelqu'un a volé mon vélo, j'ai appelé la police."
+    ));
+    assert!(!confirmed("Iemand al 101 gebeld"));
+    assert!(!confirmed(
+        "Quelqu'un a prévenu la police, pour le gars dans le jardin"
+    ));
+}
+
+#[test]
+fn the_police_as_a_pronoun_or_on_the_line_confirm_but_almost_calling_does_not() {
+    assert!(confirmed("Yes I rang them, they're on their way."));
+    assert!(confirmed("Moi je les ai appelés il y a dix minutes."));
+    assert!(confirmed("Doorgegeven, ze sturen een patrouille."));
+    assert!(confirmed("Voilà, j'ai eu la police au bout du fil."));
+    assert!(!confirmed(
+        "Ik had bijna de politie gebeld, bleek het de postbode."
+    ));
+    assert!(!confirmed(
+        "We did not call the police, it was the neighbour."
+    ));
+}
+
+#[test]
+fn new_incident_words_are_alerts() {
+    assert!(alert(
+        "Vannacht is de katalysator onder mijn auto uitgezaagd en weggehaald."
+    ));
+    assert!(alert(
+        "Someone siphoned the diesel out of our van overnight."
+    ));
+    assert!(alert("Un drone survole les jardins depuis une heure."));
+    assert!(alert(
+        "Kindje van een jaar of vier loopt helemaal alleen langs de Steenweg."
+    ));
+    assert!(alert(
+        "Er staat een oude man in pyjama aan de bushalte, hij weet niet waar hij woont."
+    ));
+    assert!(alert(
+        "Vechtpartij voor het café, er wordt gevochten met messen."
+    ));
+    assert!(alert(
+        "Two men claiming to be from the water company, no ID, very pushy."
+    ));
+    assert!(alert(
+        "Deux hommes qui se disent de la commune font du porte-à-porte."
+    ));
+}
+
+#[test]
+fn fireworks_thrown_at_a_door_are_an_attack_but_fireworks_admired_are_not() {
+    assert!(alert("Ze hebben vuurwerk tegen onze voordeur gegooid!"));
+    assert!(!alert("Wat een prachtig vuurwerk gisteren op de kermis!"));
+    assert!(!alert("The kids had a water fight in the garden."));
+}
+
+#[test]
+fn jokes_false_alarms_and_animals_are_not_alerts() {
+    assert!(!alert("Die 'inbreker' was gewoon de kat van de buren 😂"));
+    assert!(!alert("Wie is de dief van mijn parasol? Grapje!"));
+    assert!(!alert(
+        "Very suspicious character at my bird feeder. A squirrel."
+    ));
+    assert!(!alert("Verdacht figuur gespot: de Sint op zijn paard!"));
+    assert!(!alert("Ons dochter heeft ingebroken in de koelkast."));
+    assert!(!alert(
+        "Gisteren een spannende film gezien over een overval."
+    ));
+    assert!(!alert("Mijn kersen zijn gestolen door de merels."));
+}
+
+#[test]
+fn an_institution_heading_or_a_trend_is_a_bulletin() {
+    assert!(!alert(
+        "Vanuit de gemeente: de politie controleert extra op fietsdiefstal."
+    ));
+    assert!(!alert(
+        "From the local police zone: catalytic converter thefts are on the rise."
+    ));
+    assert!(!alert(
+        "Appel à témoins de la police : un vol avec violence a eu lieu hier."
+    ));
+}
