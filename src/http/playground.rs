@@ -274,8 +274,17 @@ pub async fn simulate(
         reply_to: None,
         at_ms: now_ms(),
         edit: None,
+        quoted: None,
     };
-    let decision = relay::decide(cfg, group, &msg, &rt.own_ids(group.platform), now_ms());
+    // A dry run: judged as a fresh message, outside any thread.
+    let decision = relay::decide(
+        cfg,
+        group,
+        &msg,
+        &rt.own_ids(group.platform),
+        &Default::default(),
+        now_ms(),
+    );
     Ok(Json(SimulateAnswer {
         group: group.id.to_string(),
         decision,

@@ -13,6 +13,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use tokio::sync::watch;
 
 use super::*;
+use crate::message::OutboundKind;
 
 pub struct SledStore {
     db: sled::Db,
@@ -25,6 +26,12 @@ pub struct SledStore {
     copies: sled::Tree,
     sandbox: sled::Tree,
     held: sled::Tree,
+    /// Thread map: a message's link key → its thread's origin.
+    links: sled::Tree,
+    /// An alert's origin → its time (the key of its record in `alerts`).
+    alert_index: sled::Tree,
+    /// Chat ids that changed: old → [`ChatMove`].
+    moves: sled::Tree,
 }
 
 fn enc<T: Serialize>(v: &T) -> Vec<u8> {
@@ -50,9 +57,74 @@ fn outbox_key(msg: &Outbound, id: u64) -> Vec<u8> {
 }
 
 fn held_key(h: &HeldAlert) -> Vec<u8> {
-    let mut k = h.until_ms.to_be_bytes().to_vec();
-    k.extend_from_slice(h.origin.as_bytes());
+    held_key_of(h.until_ms, &h.origin)
+}
+
+fn held_key_of(until_ms: u64, origin: &str) -> Vec<u8> {
+    let mut k = until_ms.to_be_bytes().to_vec();
+    k.extend_from_slice(origin.as_bytes());
     k
+}
+
+fn alert_key(at_ms: u64, origin: &str) -> Vec<u8> {
+    let mut k = at_ms.to_be_bytes().to_vec();
+    k.extend_from_slice(origin.as_bytes());
+    k
+}
+
+fn copy_key(origin: &str, group: &GroupId) -> Vec<u8> {
+    let mut k = prefix(origin);
+    k.extend_from_slice(group.as_str().as_bytes());
+    k
+}
+
+fn be_u64(v: &[u8]) -> Option<u64> {
+    v.try_into().ok().map(u64::from_be_bytes)
+}
+
+/// Applies one change to an alert record.
+fn apply(a: &mut AlertRecord, change: &AlertChange) {
+    match change {
+        AlertChange::Retracted => a.retracted = true,
+        AlertChange::AllClear => a.all_clear = true,
+        AlertChange::Sighting(g) => {
+            if !a.sightings.contains(g) {
+                a.sightings.push(g.clone());
+            }
+        }
+        AlertChange::Text { text, confirmed } => {
+            a.text = text.clone();
+            a.confirmed = *confirmed;
+        }
+        AlertChange::Forced(targets) => {
+            a.forced = true;
+            for t in targets {
+                if !a.targets.contains(t) {
+                    a.targets.push(t.clone());
+                }
+            }
+        }
+    }
+}
+
+/// A held alert's copies replaced by `copies`, keeping its follow-ups.
+fn with_copies(h: &HeldAlert, copies: &[Outbound]) -> Vec<Outbound> {
+    let mut v = copies.to_vec();
+    v.extend(
+        h.outbox
+            .iter()
+            .filter(|m| m.kind != OutboundKind::Forward)
+            .cloned(),
+    );
+    v
+}
+
+/// A sandbox message's key: its chat and its numeric id.
+fn sandbox_key(chat: &str, id: &str) -> Option<Vec<u8>> {
+    let id: u64 = id.parse().ok()?;
+    let mut key = prefix(chat);
+    key.extend_from_slice(&id.to_be_bytes());
+    Some(key)
 }
 
 fn prefix(s: &str) -> Vec<u8> {
@@ -88,6 +160,9 @@ impl SledStore {
             copies: db.open_tree("copies")?,
             sandbox: db.open_tree("sandbox")?,
             held: db.open_tree("held")?,
+            links: db.open_tree("links")?,
+            alert_index: db.open_tree("alert_index")?,
+            moves: db.open_tree("moves")?,
             db,
         })
     }
@@ -165,6 +240,7 @@ impl GroupCommit {
 #[derive(Debug)]
 enum Abort {
     Duplicate,
+    Corrupt(String),
 }
 
 #[async_trait]
@@ -176,56 +252,132 @@ impl Store for SledStore {
             &self.cooldown,
             &self.alerts,
             &self.held,
+            &self.links,
+            &self.alert_index,
         )
-            .transaction(|(seen, outbox, cooldown, alerts, held)| {
-                if seen.get(w.dedup_key.as_bytes())?.is_some() {
-                    return Err(ConflictableTransactionError::Abort(Abort::Duplicate));
-                }
-                seen.insert(w.dedup_key.as_bytes(), &w.at_ms.to_be_bytes())?;
-                let mut queued = 0;
-                let mut reminded = false;
-                let mut push = |msg: &Outbound| -> Result<(), ConflictableTransactionError<Abort>> {
-                    let id = outbox.generate_id()?;
-                    let entry = OutboxEntry {
-                        id,
-                        origin: w.dedup_key.clone(),
-                        msg: msg.clone(),
-                        created_ms: w.at_ms,
-                        attempts: 0,
-                        next_at_ms: 0,
-                        last_error: None,
-                    };
-                    outbox.insert(outbox_key(msg, id), enc(&entry))?;
-                    queued += 1;
-                    Ok(())
-                };
-                for msg in &w.outbox {
-                    push(msg)?;
-                }
-                if let Some(r) = &w.reminder {
-                    let active = cooldown
-                        .get(r.cooldown_key.as_bytes())?
-                        .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
-                        .is_some_and(|until| until > r.now_ms);
-                    if !active {
-                        cooldown.insert(r.cooldown_key.as_bytes(), &r.until_ms.to_be_bytes())?;
-                        push(&r.msg)?;
-                        reminded = true;
+            .transaction(
+                |(seen, outbox, cooldown, alerts, held, links, alert_index)| {
+                    if seen.get(w.dedup_key.as_bytes())?.is_some() {
+                        return Err(ConflictableTransactionError::Abort(Abort::Duplicate));
                     }
-                }
-                if let Some(a) = &w.alert {
-                    let mut key = a.at_ms.to_be_bytes().to_vec();
-                    key.extend_from_slice(a.origin.as_bytes());
-                    alerts.insert(key, enc(a))?;
-                }
-                if let Some(h) = &w.held {
-                    held.insert(held_key(h), enc(h))?;
-                }
-                Ok(IngestResult::Accepted { queued, reminded })
-            });
+                    seen.insert(w.dedup_key.as_bytes(), &w.at_ms.to_be_bytes())?;
+                    let mut queued = 0;
+                    let mut reminded = false;
+                    let mut push =
+                        |msg: &Outbound| -> Result<(), ConflictableTransactionError<Abort>> {
+                            let id = outbox.generate_id()?;
+                            // A copy belongs to its thread (for a forced forward, the
+                            // message forwarded, not the command); everything else
+                            // to the message that caused it.
+                            let origin = match (&msg.thread, msg.kind) {
+                                (Some(t), OutboundKind::Forward) => t.clone(),
+                                _ => w.dedup_key.clone(),
+                            };
+                            let entry = OutboxEntry {
+                                id,
+                                origin,
+                                msg: msg.clone(),
+                                created_ms: w.at_ms,
+                                attempts: 0,
+                                next_at_ms: 0,
+                                last_error: None,
+                            };
+                            outbox.insert(outbox_key(msg, id), enc(&entry))?;
+                            queued += 1;
+                            Ok(())
+                        };
+                    for msg in &w.outbox {
+                        push(msg)?;
+                    }
+                    if let Some(r) = &w.reminder {
+                        let active = cooldown
+                            .get(r.cooldown_key.as_bytes())?
+                            .and_then(|v| be_u64(&v))
+                            .is_some_and(|until| until > r.now_ms);
+                        if !active {
+                            cooldown
+                                .insert(r.cooldown_key.as_bytes(), &r.until_ms.to_be_bytes())?;
+                            push(&r.msg)?;
+                            reminded = true;
+                        }
+                    }
+                    if let Some(a) = &w.alert {
+                        alerts.insert(alert_key(a.at_ms, &a.origin), enc(a))?;
+                        alert_index.insert(a.origin.as_bytes(), &a.at_ms.to_be_bytes())?;
+                    }
+                    if let Some(h) = &w.held {
+                        held.insert(held_key(h), enc(h))?;
+                    }
+                    for (key, root) in &w.links {
+                        links.insert(key.as_bytes(), root.as_bytes())?;
+                    }
+                    if let Some(u) = &w.alert_update {
+                        if let Some(at) = alert_index
+                            .get(u.origin.as_bytes())?
+                            .and_then(|v| be_u64(&v))
+                        {
+                            let key = alert_key(at, &u.origin);
+                            if let Some(bytes) = alerts.get(&key)? {
+                                let mut a: AlertRecord = dec(&bytes).map_err(|e| {
+                                    ConflictableTransactionError::Abort(Abort::Corrupt(
+                                        e.to_string(),
+                                    ))
+                                })?;
+                                for c in &u.changes {
+                                    apply(&mut a, c);
+                                }
+                                alerts.insert(key, enc(&a))?;
+                            }
+                        }
+                    }
+                    if let Some(u) = &w.hold_update {
+                        let key = held_key_of(u.until_ms, &u.origin);
+                        let current: Option<HeldAlert> = match held.get(&key)? {
+                            Some(b) => Some(dec(&b).map_err(|e| {
+                                ConflictableTransactionError::Abort(Abort::Corrupt(e.to_string()))
+                            })?),
+                            None => None,
+                        };
+                        match (&u.change, current) {
+                            (HoldChange::Release(copies), Some(h)) => {
+                                held.remove(key)?;
+                                let msgs = match copies {
+                                    Some(c) => with_copies(&h, c),
+                                    None => h.outbox.clone(),
+                                };
+                                for m in &msgs {
+                                    push(m)?;
+                                }
+                            }
+                            (HoldChange::Drop, Some(_)) => {
+                                held.remove(key)?;
+                            }
+                            (HoldChange::Replace(copies), Some(mut h)) => {
+                                h.outbox = with_copies(&h, copies);
+                                held.insert(key, enc(&h))?;
+                            }
+                            (HoldChange::Append(more), Some(mut h)) => {
+                                h.outbox.extend(more.iter().cloned());
+                                held.insert(key, enc(&h))?;
+                            }
+                            (HoldChange::Append(more), None) => {
+                                for m in more {
+                                    push(m)?;
+                                }
+                            }
+                            (
+                                HoldChange::Release(_) | HoldChange::Drop | HoldChange::Replace(_),
+                                None,
+                            ) => {}
+                        }
+                    }
+                    Ok(IngestResult::Accepted { queued, reminded })
+                },
+            );
         match res {
             Ok(r) => Ok(r),
             Err(TransactionError::Abort(Abort::Duplicate)) => Ok(IngestResult::Duplicate),
+            Err(TransactionError::Abort(Abort::Corrupt(e))) => Err(StoreError::Corrupt(e)),
             Err(TransactionError::Storage(e)) => Err(e.into()),
         }
     }
@@ -286,20 +438,42 @@ impl Store for SledStore {
     }
 
     fn complete(&self, entry: &OutboxEntry, sent: &Sent, at_ms: u64) -> Result<(), StoreError> {
+        let okey = outbox_key(&entry.msg, entry.id);
+        let msg = &entry.msg;
         let rec = CopyRecord {
-            group: entry.msg.group.clone(),
-            account: entry.msg.account.clone(),
-            chat: entry.msg.chat.to_string(),
+            group: msg.group.clone(),
+            account: msg.account.clone(),
+            chat: msg.chat.to_string(),
             message_id: sent.message_id.clone(),
             sent_ms: at_ms,
         };
-        let mut ckey = prefix(&entry.origin);
-        ckey.extend_from_slice(entry.msg.group.as_str().as_bytes());
-        let okey = outbox_key(&entry.msg, entry.id);
-        (&self.outbox, &self.copies)
-            .transaction(|(outbox, copies)| {
+        // What the copy is recorded as: a thread's copy in this group, or
+        // (entries without a thread, and reminders) its origin's, as before.
+        let copy = if sent.is_nothing() {
+            None
+        } else {
+            match (msg.kind, &msg.thread) {
+                (OutboundKind::Forward, Some(t)) => Some(copy_key(t, &msg.group)),
+                (OutboundKind::FollowUp, _) => None,
+                _ => Some(copy_key(&entry.origin, &msg.group)),
+            }
+        };
+        let link = match &msg.thread {
+            Some(t) if !sent.is_nothing() => Some((
+                crate::message::link_key(&msg.chat, &sent.message_id),
+                t.clone(),
+            )),
+            _ => None,
+        };
+        (&self.outbox, &self.copies, &self.links)
+            .transaction(|(outbox, copies, links)| {
                 outbox.remove(okey.as_slice())?;
-                copies.insert(ckey.as_slice(), enc(&rec))?;
+                if let Some(k) = &copy {
+                    copies.insert(k.as_slice(), enc(&rec))?;
+                }
+                if let Some((k, root)) = &link {
+                    links.insert(k.as_bytes(), root.as_bytes())?;
+                }
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
             .map_err(|e| match e {
@@ -534,16 +708,23 @@ impl Store for SledStore {
         let key = held_key(h);
         let res = (&self.held, &self.outbox).transaction(|(held, outbox)| {
             // Released already (by another path): nothing to do, nothing doubled.
-            if held.remove(key.as_slice())?.is_none() {
+            let Some(current) = held.remove(key.as_slice())? else {
                 return Ok(0);
-            }
+            };
+            // The record as it is now: follow-ups may have joined the hold
+            // since `h` was read.
+            let current: HeldAlert = dec(&current).unwrap_or_else(|_| h.clone());
             let mut n = 0;
             if forward {
-                for msg in &h.outbox {
+                for msg in &current.outbox {
                     let id = outbox.generate_id()?;
+                    let origin = match (&msg.thread, msg.kind) {
+                        (Some(t), OutboundKind::Forward) => t.clone(),
+                        _ => current.origin.clone(),
+                    };
                     let entry = OutboxEntry {
                         id,
-                        origin: h.origin.clone(),
+                        origin,
                         msg: msg.clone(),
                         created_ms: now_ms,
                         attempts: 0,
@@ -560,6 +741,185 @@ impl Store for SledStore {
             TransactionError::Storage(e) => StoreError::Db(e),
             TransactionError::Abort(()) => StoreError::Corrupt("aborted".into()),
         })
+    }
+
+    fn copy_in(&self, origin: &str, group: &GroupId) -> Result<Option<CopyRecord>, StoreError> {
+        match self.copies.get(copy_key(origin, group))? {
+            Some(v) => Ok(Some(dec(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn thread_of(&self, link_key: &str) -> Result<Option<AlertRecord>, StoreError> {
+        let Some(root) = self.links.get(link_key.as_bytes())? else {
+            return Ok(None);
+        };
+        let root = String::from_utf8_lossy(&root).into_owned();
+        self.alert(&root)
+    }
+
+    fn alert(&self, origin: &str) -> Result<Option<AlertRecord>, StoreError> {
+        let Some(at) = self
+            .alert_index
+            .get(origin.as_bytes())?
+            .and_then(|v| be_u64(&v))
+        else {
+            return Ok(None);
+        };
+        match self.alerts.get(alert_key(at, origin))? {
+            Some(v) => Ok(Some(dec(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn alerts_since(&self, from_ms: u64, limit: usize) -> Result<Vec<AlertRecord>, StoreError> {
+        self.alerts
+            .range(from_ms.to_be_bytes().to_vec()..)
+            .rev()
+            .take(limit)
+            .map(|kv| {
+                let (_, v) = kv?;
+                dec(&v)
+            })
+            .collect()
+    }
+
+    fn held_alerts(&self, limit: usize) -> Result<Vec<HeldAlert>, StoreError> {
+        self.held
+            .iter()
+            .take(limit)
+            .map(|kv| {
+                let (_, v) = kv?;
+                dec(&v)
+            })
+            .collect()
+    }
+
+    fn migrate_chat(&self, from: &ChatId, to: &ChatId, at_ms: u64) -> Result<usize, StoreError> {
+        let mut n = 0;
+        let mv = ChatMove {
+            from: from.clone(),
+            to: to.clone(),
+            at_ms,
+        };
+        self.moves.insert(from.as_str().as_bytes(), enc(&mv))?;
+        // Entry by entry, each swapped only if unchanged since it was read: a
+        // worker that completes an entry meanwhile wins (never resurrected).
+        for tree in [&self.outbox, &self.dead] {
+            for kv in tree.iter() {
+                let (k, v) = kv?;
+                let mut e: OutboxEntry = dec(&v)?;
+                if e.msg.chat != *from {
+                    continue;
+                }
+                e.msg.chat = to.clone();
+                if tree.compare_and_swap(&k, Some(&v), Some(enc(&e)))?.is_ok() {
+                    n += 1;
+                }
+            }
+        }
+        for kv in self.held.iter() {
+            let (k, v) = kv?;
+            let mut h: HeldAlert = dec(&v)?;
+            if !h.outbox.iter().any(|m| m.chat == *from) {
+                continue;
+            }
+            for m in h.outbox.iter_mut().filter(|m| m.chat == *from) {
+                m.chat = to.clone();
+            }
+            if self
+                .held
+                .compare_and_swap(&k, Some(&v), Some(enc(&h)))?
+                .is_ok()
+            {
+                n += 1;
+            }
+        }
+        for kv in self.copies.iter() {
+            let (k, v) = kv?;
+            let mut c: CopyRecord = dec(&v)?;
+            if c.chat != from.as_str() {
+                continue;
+            }
+            c.chat = to.to_string();
+            self.copies.insert(k, enc(&c))?;
+            n += 1;
+        }
+        // Links keep their old key too: a reply may still name the old chat.
+        let old = format!("{from}|");
+        for kv in self.links.scan_prefix(old.as_bytes()) {
+            let (k, v) = kv?;
+            let rest = &k[old.len()..];
+            let mut nk = format!("{to}|").into_bytes();
+            nk.extend_from_slice(rest);
+            self.links.insert(nk, v)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    fn chat_moves(&self) -> Result<Vec<ChatMove>, StoreError> {
+        let mut v: Vec<ChatMove> = self
+            .moves
+            .iter()
+            .map(|kv| {
+                let (_, v) = kv?;
+                dec(&v)
+            })
+            .collect::<Result<_, _>>()?;
+        v.sort_by_key(|m| m.at_ms);
+        Ok(v)
+    }
+
+    fn sandbox_get(&self, chat: &str, id: &str) -> Result<Option<SandboxMessage>, StoreError> {
+        let Some(key) = sandbox_key(chat, id) else {
+            return Ok(None);
+        };
+        match self.sandbox.get(key)? {
+            Some(v) => Ok(Some(dec(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn sandbox_edit(
+        &self,
+        chat: &str,
+        id: &str,
+        text: &str,
+        at_ms: u64,
+    ) -> Result<Option<SandboxMessage>, StoreError> {
+        let Some(key) = sandbox_key(chat, id) else {
+            return Ok(None);
+        };
+        let mut out = None;
+        let mut failed = None;
+        self.sandbox.fetch_and_update(&key, |old| {
+            let old = old?;
+            match dec::<SandboxMessage>(old) {
+                Ok(mut m) => {
+                    m.text = text.to_string();
+                    m.edited_ms = Some(at_ms);
+                    let bytes = enc(&m);
+                    out = Some(m);
+                    Some(bytes)
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    Some(old.to_vec())
+                }
+            }
+        })?;
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    fn sandbox_delete(&self, chat: &str, id: &str) -> Result<bool, StoreError> {
+        let Some(key) = sandbox_key(chat, id) else {
+            return Ok(false);
+        };
+        Ok(self.sandbox.remove(key)?.is_some())
     }
 
     fn purge_before(&self, cutoff_ms: u64) -> Result<usize, StoreError> {
@@ -598,9 +958,35 @@ impl Store for SledStore {
                 for c in self.copies.scan_prefix(prefix(&a.origin)).keys() {
                     self.copies.remove(c?)?;
                 }
+                self.alert_index.remove(a.origin.as_bytes())?;
             }
             self.alerts.remove(k)?;
             n += 1;
+        }
+        // Index entries whose record is gone (or older than the cutoff).
+        for kv in self.alert_index.iter() {
+            let (k, v) = kv?;
+            if be_u64(&v).is_none_or(|at| at < cutoff_ms) {
+                self.alert_index.remove(k)?;
+                n += 1;
+            }
+        }
+        // Thread links live as long as their thread's alert record.
+        for kv in self.links.iter() {
+            let (k, root) = kv?;
+            if !self.alert_index.contains_key(&root)? {
+                self.links.remove(k)?;
+                n += 1;
+            }
+        }
+        // Copies of messages that never were an alert (a follow-up's
+        // origin; reminders of purged alerts) by their own time.
+        for kv in self.copies.iter() {
+            let (k, v) = kv?;
+            if dec::<CopyRecord>(&v).is_ok_and(|c| c.sent_ms < cutoff_ms) {
+                self.copies.remove(k)?;
+                n += 1;
+            }
         }
         Ok(n)
     }
@@ -613,14 +999,14 @@ mod tests {
     use crate::message::OutboundKind;
 
     fn msg(group: &str) -> Outbound {
-        Outbound {
-            account: AccountId::parse("sandbox").unwrap(),
-            group: GroupId::parse(group).unwrap(),
-            chat: ChatId::parse(group).unwrap(),
-            text: "[Veulen] test".into(),
-            reply_to: None,
-            kind: OutboundKind::Forward,
-        }
+        Outbound::new(
+            AccountId::parse("sandbox").unwrap(),
+            GroupId::parse(group).unwrap(),
+            ChatId::parse(group).unwrap(),
+            "[Veulen] test".into(),
+            None,
+            OutboundKind::Forward,
+        )
     }
 
     fn write(key: &str) -> IngestWrite {
@@ -631,6 +1017,7 @@ mod tests {
             reminder: None,
             alert: None,
             held: None,
+            ..IngestWrite::default()
         }
     }
 
@@ -667,6 +1054,7 @@ mod tests {
             }),
             alert: None,
             held: None,
+            ..IngestWrite::default()
         };
         assert_eq!(
             s.commit_ingest(&rem("a", 0)).unwrap(),

@@ -95,6 +95,9 @@
     if (!known) {
       render(group, new Set([m.id]));
       announce(group);
+    } else {
+      // An edited copy: shown with its new text.
+      render(group);
     }
   }
 
@@ -138,7 +141,12 @@
     });
     es.addEventListener("message", (ev) => {
       const e = JSON.parse(ev.data);
-      add(e.group, e.message);
+      if (e.deleted) {
+        // A retracted copy: gone from its chat.
+        if (chats.has(e.group) && chats.get(e.group).delete(e.message.id)) render(e.group);
+      } else {
+        add(e.group, e.message);
+      }
     });
     es.addEventListener("resync", () => loadAll());
     es.addEventListener("error", () => {
