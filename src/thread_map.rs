@@ -14,7 +14,7 @@
 
 use tracing::debug;
 
-use crate::config::{Config, Group};
+use crate::config::{ChatId, Config, Group};
 use crate::message::{InboundMessage, Op, Outbound, OutboundKind, Sent, link_key};
 use crate::platform::{ChangeError, Platform, SendError};
 use crate::relay::{self, CommandKind, Known, StatusItem, Thread};
@@ -115,6 +115,21 @@ pub fn known(
     Ok(k)
 }
 
+/// Where `chat` is now, if it moved (a Telegram group upgraded to a
+/// supergroup, see `Store::migrate_chat`).
+pub fn current_chat(store: &dyn Store, chat: &ChatId) -> Result<Option<ChatId>, StoreError> {
+    let moves = store.chat_moves()?;
+    let mut now = chat;
+    // A chat may move twice; never loop.
+    for _ in 0..4 {
+        match moves.iter().find(|m| m.from == *now) {
+            Some(m) => now = &m.to,
+            None => break,
+        }
+    }
+    Ok((now != chat).then(|| now.clone()))
+}
+
 fn store_failed(e: StoreError) -> SendError {
     SendError::Transient(format!("cannot read the thread map: {e}"))
 }
@@ -128,6 +143,18 @@ pub async fn deliver(
     platform: &dyn Platform,
     msg: &Outbound,
 ) -> Result<Sent, SendError> {
+    // A chat that moved since the entry was queued (or decoded by a
+    // dispatcher) is sent to where it is now.
+    let moved;
+    let msg = match current_chat(store, &msg.chat).map_err(store_failed)? {
+        Some(to) => {
+            let mut m = msg.clone();
+            m.chat = to;
+            moved = m;
+            &moved
+        }
+        None => msg,
+    };
     let copy_id = |root: &str| -> Result<Option<String>, SendError> {
         Ok(store
             .copy_in(root, &msg.group)

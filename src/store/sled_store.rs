@@ -134,6 +134,19 @@ fn prefix(s: &str) -> Vec<u8> {
 }
 
 impl SledStore {
+    /// Where `chat` is now: itself, or the id it moved to.
+    fn chat_now(&self, chat: &ChatId) -> Result<ChatId, StoreError> {
+        let mut now = chat.clone();
+        // A chat may move twice; never loop.
+        for _ in 0..4 {
+            match self.moves.get(now.as_str().as_bytes())? {
+                Some(v) => now = dec::<ChatMove>(&v)?.to,
+                None => break,
+            }
+        }
+        Ok(now)
+    }
+
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let db = sled::Config::new()
@@ -440,10 +453,12 @@ impl Store for SledStore {
     fn complete(&self, entry: &OutboxEntry, sent: &Sent, at_ms: u64) -> Result<(), StoreError> {
         let okey = outbox_key(&entry.msg, entry.id);
         let msg = &entry.msg;
+        // Sent where the chat is now (it may have moved since it was queued).
+        let chat = self.chat_now(&msg.chat)?;
         let rec = CopyRecord {
             group: msg.group.clone(),
             account: msg.account.clone(),
-            chat: msg.chat.to_string(),
+            chat: chat.to_string(),
             message_id: sent.message_id.clone(),
             sent_ms: at_ms,
         };
@@ -459,10 +474,9 @@ impl Store for SledStore {
             }
         };
         let link = match &msg.thread {
-            Some(t) if !sent.is_nothing() => Some((
-                crate::message::link_key(&msg.chat, &sent.message_id),
-                t.clone(),
-            )),
+            Some(t) if !sent.is_nothing() => {
+                Some((crate::message::link_key(&chat, &sent.message_id), t.clone()))
+            }
             _ => None,
         };
         (&self.outbox, &self.copies, &self.links)
