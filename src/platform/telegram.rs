@@ -432,6 +432,39 @@ mod tests {
     }
 
     #[test]
+    fn a_reply_carries_the_quoted_text_and_its_author() {
+        let body = r#"{"update_id":10,"message":{"message_id":6,"from":{"id":9000,"is_bot":false,"first_name":"Marc"},"chat":{"id":-1001,"type":"supergroup"},"date":1700000001,"text":"/doorsturen","reply_to_message":{"message_id":5,"from":{"id":111,"is_bot":false,"first_name":"Jan","last_name":"Peeters"},"chat":{"id":-1001,"type":"supergroup"},"date":1700000000,"text":"Onze kat is weg"}}}"#;
+        let ev = tg(None)
+            .parse_webhook(&HeaderMap::new(), body.as_bytes())
+            .unwrap();
+        let Inbound::Message(m) = &ev[0] else {
+            panic!("{ev:?}")
+        };
+        assert_eq!(m.reply_to.as_deref(), Some("5"));
+        let q = m.quoted.as_ref().expect("quoted");
+        assert_eq!(q.text, "Onze kat is weg");
+        let s = q.sender.as_ref().expect("author");
+        assert_eq!(
+            (s.id.as_str(), s.name.as_deref()),
+            ("111", Some("Jan Peeters"))
+        );
+    }
+
+    #[test]
+    fn an_edited_message_is_an_edit_with_its_edit_date_as_version() {
+        let body = r#"{"update_id":11,"edited_message":{"message_id":5,"from":{"id":111,"is_bot":false,"first_name":"Jan"},"chat":{"id":-1001,"type":"supergroup"},"date":1700000000,"edit_date":1700000300,"text":"Verdachte wagen, 101 gebeld"}}"#;
+        let ev = tg(None)
+            .parse_webhook(&HeaderMap::new(), body.as_bytes())
+            .unwrap();
+        let Inbound::Message(m) = &ev[0] else {
+            panic!("{ev:?}")
+        };
+        assert_eq!(m.edit, Some(1_700_000_300));
+        assert_eq!(m.message_ref(), "telegram|-1001|5");
+        assert_eq!(m.dedup_key(), "telegram|-1001|5|edit1700000300");
+    }
+
+    #[test]
     fn a_wrong_or_missing_secret_is_refused() {
         let t = tg(Some("s3cret"));
         assert!(matches!(

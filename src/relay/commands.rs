@@ -427,3 +427,83 @@ pub(super) fn status_text(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn cfg() -> Config {
+        Config::parse(
+            "[accounts.s]\nplatform = \"sandbox\"\n\
+             [[groups]]\nid = \"a\"\nname = \"A\"\naccount = \"s\"\nchat = \"a\"\n\
+             [[groups]]\nid = \"b\"\nname = \"B\"\naccount = \"s\"\nchat = \"b\"\n\
+             [texts.nl]\ncommand_status = \"/overzicht\"\n",
+            Path::new("t.toml"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn each_languages_command_names_are_understood() {
+        let c = cfg();
+        for (text, kind) in [
+            ("/intrekken", CommandKind::Retract),
+            ("/doorsturen", CommandKind::Forward),
+            ("/retirer", CommandKind::Retract),
+            ("/transferer", CommandKind::Forward),
+            ("/statut", CommandKind::Status),
+            ("/retract", CommandKind::Retract),
+            ("/forward", CommandKind::Forward),
+            ("/status", CommandKind::Status),
+        ] {
+            assert_eq!(parse_command(&c, text), Some(kind), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_renamed_command_is_understood_by_its_new_name() {
+        assert_eq!(
+            parse_command(&cfg(), "/overzicht"),
+            Some(CommandKind::Status)
+        );
+    }
+
+    #[test]
+    fn telegrams_bot_name_suffix_and_capitals_do_not_matter() {
+        let c = cfg();
+        assert_eq!(
+            parse_command(&c, "/intrekken@BinHeersBot"),
+            Some(CommandKind::Retract)
+        );
+        assert_eq!(
+            parse_command(&c, "/Doorsturen graag, dit is belangrijk"),
+            Some(CommandKind::Forward)
+        );
+    }
+
+    #[test]
+    fn a_command_is_only_the_first_word_with_its_slash() {
+        let c = cfg();
+        for text in [
+            "intrekken",
+            "graag /intrekken",
+            "/ intrekken",
+            "/me",
+            "/",
+            "/@bot",
+            "",
+            "http://example.org/status",
+        ] {
+            assert_eq!(parse_command(&c, text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn how_long_ago_reads_in_minutes_hours_or_days() {
+        assert_eq!(ago(5 * 60_000), "5 min");
+        assert_eq!(ago(125 * 60_000), "2h05");
+        assert_eq!(ago(3 * 24 * 3_600_000), "3d");
+    }
+}

@@ -284,3 +284,364 @@ pub(super) fn sighting(cfg: &Config, group: &Group, t: &Thread) -> Vec<Action> {
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::{AccountId, ChatId, PlatformKind};
+    use crate::message::{Outbound, OutboundKind, Sender};
+
+    const CFG: &str = r#"
+[accounts.s]
+platform = "sandbox"
+[[groups]]
+id = "veulen"
+name = "Veulen"
+account = "s"
+chat = "veulen"
+coordinators = ["coord"]
+[[groups]]
+id = "heers"
+name = "Heers"
+account = "s"
+chat = "heers"
+[[groups]]
+id = "opheers"
+name = "Opheers"
+account = "s"
+chat = "opheers"
+"#;
+
+    fn cfg(extra: &str) -> Config {
+        Config::parse(&format!("{extra}\n{CFG}"), Path::new("t.toml")).unwrap()
+    }
+
+    fn msg(chat: &str, sender: &str, text: &str) -> InboundMessage {
+        InboundMessage {
+            account: AccountId::parse("s").unwrap(),
+            platform: PlatformKind::Sandbox,
+            chat: ChatId::parse(chat).unwrap(),
+            message_id: "20".into(),
+            sender: Sender {
+                id: sender.into(),
+                name: Some(sender.to_string()),
+                is_bot: false,
+            },
+            text: text.into(),
+            reply_to: Some("7".into()),
+            at_ms: 0,
+            edit: None,
+            quoted: None,
+        }
+    }
+
+    /// Jan's alert in Veulen, copied to Heers and Opheers.
+    fn thread(held: bool) -> Thread {
+        let origin = "sandbox|veulen|7".to_string();
+        let targets = vec![
+            GroupId::parse("heers").unwrap(),
+            GroupId::parse("opheers").unwrap(),
+        ];
+        let copy = |g: &str, text: &str| {
+            Outbound::new(
+                AccountId::parse("s").unwrap(),
+                GroupId::parse(g).unwrap(),
+                ChatId::parse(g).unwrap(),
+                text.into(),
+                None,
+                OutboundKind::Forward,
+            )
+        };
+        let note = "[Veulen] jan: Verdachte man in de tuin\n(niet vermeld of 101 al gebeld werd)";
+        Thread {
+            alert: AlertRecord {
+                origin: origin.clone(),
+                group: GroupId::parse("veulen").unwrap(),
+                message_id: "7".into(),
+                categories: vec!["suspicious_person".into()],
+                confirmed: false,
+                at_ms: 0,
+                targets: targets.clone(),
+                text: "Verdachte man in de tuin".into(),
+                sender: sender_hash("sandbox", "jan"),
+                retracted: false,
+                all_clear: false,
+                sightings: vec![],
+                forced: false,
+            },
+            held: held.then(|| HeldAlert {
+                origin,
+                until_ms: 60_000,
+                outbox: vec![copy("heers", note), copy("opheers", note)],
+            }),
+            reached: if held { vec![] } else { targets },
+        }
+    }
+
+    fn run(c: &Config, chat: &str, m: &InboundMessage, known: &Known) -> Decision {
+        let g = c.group(&GroupId::parse(chat).unwrap()).unwrap();
+        decide(c, g, m, &HashSet::new(), known, 1_000)
+    }
+
+    fn replied(t: Thread) -> Known {
+        Known {
+            replied: Some(t),
+            ..Known::default()
+        }
+    }
+
+    fn kinds(d: &Decision) -> Vec<String> {
+        d.actions
+            .iter()
+            .map(|a| format!("{}:{}", a.kind(), a.group()))
+            .collect()
+    }
+
+    #[test]
+    fn a_reply_in_a_copy_group_goes_to_the_original_and_the_other_copies() {
+        let c = cfg("");
+        let d = run(
+            &c,
+            "heers",
+            &msg("heers", "an", "Ik zie hem nu hier aan de kerk"),
+            &replied(thread(false)),
+        );
+        assert_eq!(kinds(&d), ["followup:veulen", "followup:opheers"]);
+        let Action::FollowUp { text, reply_to, .. } = &d.actions[0] else {
+            panic!()
+        };
+        assert_eq!(text, "[Heers] an: Ik zie hem nu hier aan de kerk");
+        assert_eq!(reply_to.as_deref(), Some("7"), "a reply to the original");
+        let Action::FollowUp { reply_to, .. } = &d.actions[1] else {
+            panic!()
+        };
+        assert_eq!(*reply_to, None, "found at send time");
+        assert_eq!(d.effects.thread.as_deref(), Some("sandbox|veulen|7"));
+    }
+
+    #[test]
+    fn a_reply_to_a_retracted_alert_stays_home() {
+        let c = cfg("");
+        let mut t = thread(false);
+        t.alert.retracted = true;
+        let d = run(
+            &c,
+            "veulen",
+            &msg("veulen", "an", "Hij is weg"),
+            &replied(t),
+        );
+        assert_eq!(kinds(&d), ["none:veulen"]);
+    }
+
+    #[test]
+    fn the_senders_confirmation_releases_the_hold_without_the_note() {
+        let c = cfg("[relay]\nunconfirmed = \"hold\"");
+        let d = run(
+            &c,
+            "veulen",
+            &msg("veulen", "jan", "ja, gebeld"),
+            &replied(thread(true)),
+        );
+        assert_eq!(kinds(&d), ["release:veulen"]);
+        let Action::Release {
+            forward, copies, ..
+        } = &d.actions[0]
+        else {
+            panic!()
+        };
+        assert!(*forward);
+        let copies = copies.as_ref().expect("new copies");
+        assert_eq!(copies[0].1, "[Veulen] jan: Verdachte man in de tuin");
+        assert_eq!(
+            d.effects.hold,
+            Some(("sandbox|veulen|7".to_string(), 60_000))
+        );
+    }
+
+    #[test]
+    fn someone_elses_short_gedaan_does_not_release_a_hold() {
+        let c = cfg("[relay]\nunconfirmed = \"hold\"");
+        let d = run(
+            &c,
+            "veulen",
+            &msg("veulen", "an", "gedaan"),
+            &replied(thread(true)),
+        );
+        assert!(!kinds(&d).iter().any(|k| k.starts_with("release")));
+    }
+
+    #[test]
+    fn an_all_clear_before_the_release_drops_the_hold() {
+        let c = cfg("[relay]\nunconfirmed = \"hold\"");
+        let d = run(
+            &c,
+            "veulen",
+            &msg("veulen", "jan", "Vals alarm, het was mijn zoon"),
+            &replied(thread(true)),
+        );
+        assert_eq!(
+            d.actions,
+            [Action::Release {
+                group: GroupId::parse("veulen").unwrap(),
+                forward: false,
+                copies: None
+            }]
+        );
+        assert_eq!(d.effects.changes, [AlertChange::AllClear]);
+    }
+
+    #[test]
+    fn an_edit_of_a_forwarded_alert_edits_each_copy_with_a_correction_fallback() {
+        let c = cfg("");
+        let mut m = msg("veulen", "jan", "Verdachte man in de tuin van nummer 12");
+        m.edit = Some(5);
+        m.reply_to = None;
+        let known = Known {
+            edited: Some(thread(false)),
+            ..Known::default()
+        };
+        let d = run(&c, "veulen", &m, &known);
+        assert_eq!(kinds(&d), ["edit:heers", "edit:opheers"]);
+        let Action::Edit { text, fallback, .. } = &d.actions[0] else {
+            panic!()
+        };
+        assert!(text.starts_with("[Veulen] jan: Verdachte man in de tuin van nummer 12"));
+        assert_eq!(
+            fallback,
+            "✏️ gecorrigeerd: Verdachte man in de tuin van nummer 12"
+        );
+    }
+
+    #[test]
+    fn an_edit_of_a_message_that_was_not_relayed_changes_nothing() {
+        let c = cfg("");
+        let mut m = msg("veulen", "jan", "Onze kat is terug");
+        m.edit = Some(5);
+        assert_eq!(
+            kinds(&run(&c, "veulen", &m, &Known::default())),
+            ["none:veulen"]
+        );
+    }
+
+    #[test]
+    fn a_second_report_from_another_group_is_an_ook_gemeld_reply() {
+        let c = cfg("");
+        let mut t = thread(false);
+        t.alert.text =
+            "Verdachte grijze bestelwagen rijdt traag door de Kerkstraat, 101 is verwittigd".into();
+        let mut m = msg(
+            "heers",
+            "an",
+            "Verdachte grijze bestelwagen rijdt traag door de Kerkstraat, 101 is verwittigd",
+        );
+        m.reply_to = None;
+        let known = Known {
+            recent: vec![t],
+            ..Known::default()
+        };
+        let d = run(&c, "heers", &m, &known);
+        assert_eq!(kinds(&d), ["followup:veulen", "followup:opheers"]);
+        let Action::FollowUp { text, .. } = &d.actions[0] else {
+            panic!()
+        };
+        assert_eq!(text, "🔁 Ook gemeld in Heers.");
+        assert_eq!(
+            d.effects.changes,
+            [AlertChange::Sighting(GroupId::parse("heers").unwrap())]
+        );
+        assert!(d.effects.record.is_none(), "no thread of its own");
+    }
+
+    #[test]
+    fn with_a_zero_merge_window_a_second_report_fans_out_again() {
+        let c = cfg("[relay]\nmerge_window = \"0s\"");
+        let mut t = thread(false);
+        t.alert.text =
+            "Verdachte grijze bestelwagen rijdt traag door de Kerkstraat, 101 is verwittigd".into();
+        let mut m = msg(
+            "heers",
+            "an",
+            "Verdachte grijze bestelwagen rijdt traag door de Kerkstraat, 101 is verwittigd",
+        );
+        m.reply_to = None;
+        let known = Known {
+            recent: vec![t],
+            ..Known::default()
+        };
+        assert_eq!(
+            kinds(&run(&c, "heers", &m, &known)),
+            ["forward:veulen", "forward:opheers"]
+        );
+    }
+
+    // --- the reply patterns of the built-in protocol data
+
+    #[test]
+    fn false_alarms_and_harmless_explanations_are_all_clears_in_three_languages() {
+        let c = cfg("");
+        for t in [
+            "Vals alarm!",
+            "het was de buurman",
+            "Alles ok, politie ter plaatse geweest",
+            "Loos alarm, t was gewoon de postbode",
+            "Ze is teruggevonden, veilig thuis",
+            "Fausse alerte, c'était le voisin",
+            "Tout va bien, la police est passée",
+            "False alarm, it was the neighbour",
+            "All clear, police attended",
+        ] {
+            assert!(c.rules.is_all_clear(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn a_question_or_a_denial_is_no_all_clear() {
+        let c = cfg("");
+        for t in [
+            "Alles ok daar?",
+            "Dit is GEEN vals alarm, hij is er weer",
+            "Hij is nog niet teruggevonden",
+            "Ce n'est pas une fausse alerte",
+            "This is not a false alarm",
+            "Hij loopt nu richting de kerk",
+        ] {
+            assert!(!c.rules.is_all_clear(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn thanks_and_bare_question_words_are_not_worth_relaying() {
+        let c = cfg("");
+        for t in [
+            "Bedankt!",
+            "👍",
+            "ok, merci",
+            "Thanks all",
+            "Waar precies?",
+            "ou ça ?",
+        ] {
+            assert!(!c.rules.worth_relaying(t), "{t}");
+        }
+        for t in [
+            "Hij rijdt nu richting Heks",
+            "Bedankt, ik zie hem nu ook aan de kerk",
+            "Waar is die wagen nu naartoe gereden?",
+        ] {
+            assert!(c.rules.worth_relaying(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn a_short_gedaan_confirms_only_as_the_senders_follow_up() {
+        let c = cfg("");
+        assert!(c.rules.confirms_followup("gedaan"));
+        assert!(c.rules.confirms_followup("ja, gebeld"));
+        assert!(c.rules.confirms_followup("C'est fait"));
+        assert!(c.rules.confirms_followup("done"));
+        assert!(!c.rules.classify("gedaan").confirmed);
+        assert!(!c.rules.confirms_followup("nog niet gebeld"));
+        assert!(!c.rules.confirms_followup("moet ik bellen?"));
+    }
+}

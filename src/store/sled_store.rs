@@ -1283,6 +1283,297 @@ mod tests {
         assert!(s.delivery_states("nobody").unwrap().is_empty());
     }
 
+    fn alert(origin: &str, at_ms: u64) -> AlertRecord {
+        AlertRecord {
+            origin: origin.into(),
+            group: GroupId::parse("veulen").unwrap(),
+            message_id: "7".into(),
+            categories: vec![],
+            confirmed: true,
+            at_ms,
+            targets: vec![GroupId::parse("heers").unwrap()],
+            text: "Verdachte wagen".into(),
+            sender: String::new(),
+            retracted: false,
+            all_clear: false,
+            sightings: vec![],
+            forced: false,
+        }
+    }
+
+    fn threaded(group: &str, kind: OutboundKind, thread: &str) -> Outbound {
+        let mut m = msg(group);
+        m.kind = kind;
+        m.thread = Some(thread.into());
+        m
+    }
+
+    #[test]
+    fn a_delivered_copy_is_its_threads_copy_and_every_thread_message_is_linked() {
+        let s = SledStore::temporary().unwrap();
+        let root = "sandbox|veulen|7";
+        let mut w = write(root);
+        w.outbox = vec![threaded("heers", OutboundKind::Forward, root)];
+        w.alert = Some(alert(root, 1_000));
+        w.links = vec![("veulen|7".into(), root.into())];
+        s.commit_ingest(&w).unwrap();
+        let acc = AccountId::parse("sandbox").unwrap();
+        let copy = s.pending(&acc, 10).unwrap().remove(0);
+        assert_eq!(copy.origin, root);
+        s.complete(
+            &copy,
+            &Sent {
+                message_id: "100".into(),
+            },
+            2_000,
+        )
+        .unwrap();
+        let heers = GroupId::parse("heers").unwrap();
+        assert_eq!(s.copy_in(root, &heers).unwrap().unwrap().message_id, "100");
+        assert_eq!(s.thread_of("heers|100").unwrap().unwrap().origin, root);
+        assert_eq!(s.thread_of("veulen|7").unwrap().unwrap().origin, root);
+
+        // A follow-up (from another message) is linked, not recorded as a copy.
+        let mut f = write("sandbox|veulen|8");
+        f.outbox = vec![threaded("heers", OutboundKind::FollowUp, root)];
+        s.commit_ingest(&f).unwrap();
+        let fu = s.pending(&acc, 10).unwrap().remove(0);
+        assert_eq!(fu.origin, "sandbox|veulen|8");
+        s.complete(
+            &fu,
+            &Sent {
+                message_id: "101".into(),
+            },
+            3_000,
+        )
+        .unwrap();
+        assert_eq!(s.copy_in(root, &heers).unwrap().unwrap().message_id, "100");
+        assert_eq!(s.thread_of("heers|101").unwrap().unwrap().origin, root);
+        // Nothing sent: nothing recorded.
+        let mut n = write("sandbox|veulen|9");
+        n.outbox = vec![threaded("heers", OutboundKind::FollowUp, root)];
+        s.commit_ingest(&n).unwrap();
+        let nu = s.pending(&acc, 10).unwrap().remove(0);
+        s.complete(&nu, &Sent::nothing(), 4_000).unwrap();
+        assert!(s.pending(&acc, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn alert_changes_apply_to_the_record_as_it_is_then() {
+        let s = SledStore::temporary().unwrap();
+        let root = "sandbox|veulen|7";
+        let mut w = write(root);
+        w.outbox.clear();
+        w.alert = Some(alert(root, 1_000));
+        s.commit_ingest(&w).unwrap();
+        for (key, change) in [
+            ("k1", AlertChange::Sighting(GroupId::parse("heks").unwrap())),
+            ("k2", AlertChange::AllClear),
+            ("k3", AlertChange::Retracted),
+        ] {
+            let mut u = write(key);
+            u.outbox.clear();
+            u.alert_update = Some(AlertUpdate {
+                origin: root.into(),
+                changes: vec![change],
+            });
+            s.commit_ingest(&u).unwrap();
+        }
+        let a = s.alert(root).unwrap().unwrap();
+        assert!(a.retracted && a.all_clear);
+        assert_eq!(a.sightings, [GroupId::parse("heks").unwrap()]);
+        assert_eq!(s.alerts_since(0, 10).unwrap().len(), 1);
+    }
+
+    fn held_write(root: &str) -> IngestWrite {
+        let mut w = write(root);
+        let copies = std::mem::take(&mut w.outbox)
+            .into_iter()
+            .map(|mut m| {
+                m.thread = Some(root.into());
+                m
+            })
+            .collect();
+        w.held = Some(HeldAlert {
+            origin: root.into(),
+            until_ms: 5_000,
+            outbox: copies,
+        });
+        w
+    }
+
+    fn hold_change(key: &str, root: &str, change: HoldChange) -> IngestWrite {
+        let mut w = write(key);
+        w.outbox.clear();
+        w.hold_update = Some(HoldUpdate {
+            origin: root.into(),
+            until_ms: 5_000,
+            change,
+        });
+        w
+    }
+
+    #[test]
+    fn follow_ups_wait_in_a_hold_and_go_out_behind_its_copies() {
+        let s = SledStore::temporary().unwrap();
+        let root = "sandbox|veulen|7";
+        s.commit_ingest(&held_write(root)).unwrap();
+        let acc = AccountId::parse("sandbox").unwrap();
+        let f = threaded("heers", OutboundKind::FollowUp, root);
+        s.commit_ingest(&hold_change("f", root, HoldChange::Append(vec![f])))
+            .unwrap();
+        assert!(s.pending(&acc, 10).unwrap().is_empty(), "still held");
+        let mut new_copy = threaded("heers", OutboundKind::Forward, root);
+        new_copy.text = "confirmed".into();
+        s.commit_ingest(&hold_change(
+            "r",
+            root,
+            HoldChange::Release(Some(vec![new_copy])),
+        ))
+        .unwrap();
+        let queued = s.pending(&acc, 10).unwrap();
+        let kinds: Vec<_> = queued
+            .iter()
+            .map(|e| (e.msg.kind, e.msg.text.as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (OutboundKind::Forward, "confirmed"),
+                (OutboundKind::FollowUp, "[Veulen] test")
+            ]
+        );
+        assert_eq!(queued[0].origin, root);
+        // The hold is over: a second release queues nothing, the timeout
+        // finds nothing, and a late follow-up goes straight to the outbox.
+        s.commit_ingest(&hold_change("r2", root, HoldChange::Release(None)))
+            .unwrap();
+        assert!(s.due_held(10_000, 10).unwrap().is_empty());
+        assert_eq!(s.pending(&acc, 10).unwrap().len(), 2);
+        let late = threaded("batsheers", OutboundKind::FollowUp, root);
+        s.commit_ingest(&hold_change("f2", root, HoldChange::Append(vec![late])))
+            .unwrap();
+        assert_eq!(s.pending(&acc, 10).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_timeout_release_takes_the_follow_ups_that_joined_after_it_was_read() {
+        let s = SledStore::temporary().unwrap();
+        let root = "sandbox|veulen|7";
+        s.commit_ingest(&held_write(root)).unwrap();
+        let due = s.due_held(5_000, 10).unwrap();
+        let f = threaded("heers", OutboundKind::FollowUp, root);
+        s.commit_ingest(&hold_change("f", root, HoldChange::Append(vec![f])))
+            .unwrap();
+        assert_eq!(s.release_held(&due[0], true, 5_000).unwrap(), 3);
+    }
+
+    #[test]
+    fn a_dropped_hold_queues_nothing_ever() {
+        let s = SledStore::temporary().unwrap();
+        let root = "sandbox|veulen|7";
+        s.commit_ingest(&held_write(root)).unwrap();
+        s.commit_ingest(&hold_change("d", root, HoldChange::Drop))
+            .unwrap();
+        assert!(s.held_alerts(10).unwrap().is_empty());
+        assert!(s.due_held(u64::MAX - 1, 10).unwrap().is_empty());
+        let acc = AccountId::parse("sandbox").unwrap();
+        assert!(s.pending(&acc, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_moved_chat_takes_its_queued_entries_copies_and_links_along() {
+        let s = SledStore::temporary().unwrap();
+        let root = "telegram|-1|7";
+        let mut w = write(root);
+        w.outbox = vec![
+            threaded("heers", OutboundKind::Forward, root),
+            threaded("batsheers", OutboundKind::Forward, root),
+        ];
+        s.commit_ingest(&w).unwrap();
+        let acc = AccountId::parse("sandbox").unwrap();
+        let first = s.pending(&acc, 10).unwrap().remove(0);
+        s.complete(
+            &first,
+            &Sent {
+                message_id: "5".into(),
+            },
+            2_000,
+        )
+        .unwrap();
+        let (from, to) = (
+            ChatId::parse("batsheers").unwrap(),
+            ChatId::parse("new").unwrap(),
+        );
+        let heers = ChatId::parse("heers").unwrap();
+        assert!(s.migrate_chat(&from, &to, 3_000).unwrap() >= 1);
+        assert_eq!(s.pending(&acc, 10).unwrap()[0].msg.chat, to);
+        assert!(s.migrate_chat(&heers, &to, 3_000).unwrap() >= 2);
+        let rec = s
+            .copy_in(root, &GroupId::parse("heers").unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(rec.chat, "new");
+        assert!(s.links.contains_key("new|5").unwrap());
+        assert_eq!(s.chat_moves().unwrap().len(), 2);
+        // A copy completed after the move is recorded under the new id.
+        let second = s.pending(&acc, 10).unwrap().remove(0);
+        s.complete(
+            &second,
+            &Sent {
+                message_id: "6".into(),
+            },
+            4_000,
+        )
+        .unwrap();
+        assert!(s.links.contains_key("new|6").unwrap());
+    }
+
+    #[test]
+    fn purging_removes_the_thread_map_with_its_alert() {
+        let s = SledStore::temporary().unwrap();
+        let root = "sandbox|veulen|7";
+        let mut w = write(root);
+        w.outbox = vec![threaded("heers", OutboundKind::Forward, root)];
+        w.alert = Some(alert(root, 1_000));
+        w.links = vec![("veulen|7".into(), root.into())];
+        s.commit_ingest(&w).unwrap();
+        let acc = AccountId::parse("sandbox").unwrap();
+        let e = s.pending(&acc, 1).unwrap().remove(0);
+        s.complete(
+            &e,
+            &Sent {
+                message_id: "9".into(),
+            },
+            1_500,
+        )
+        .unwrap();
+        s.purge_before(1_000).unwrap();
+        assert!(
+            s.alert(root).unwrap().is_some(),
+            "not older than the cutoff"
+        );
+        s.purge_before(10_000).unwrap();
+        assert!(s.alert(root).unwrap().is_none());
+        assert!(s.thread_of("veulen|7").unwrap().is_none());
+        assert!(s.thread_of("heers|9").unwrap().is_none());
+        assert!(s.links.is_empty() && s.alert_index.is_empty() && s.copies.is_empty());
+    }
+
+    #[test]
+    fn an_outbox_entry_written_before_threads_existed_still_reads() {
+        let old = r#"{"id":3,"origin":"sandbox|veulen|1","msg":{"account":"sandbox","group":"heers","chat":"heers","text":"[Veulen] x","reply_to":null,"kind":"forward"},"created_ms":1,"attempts":0,"next_at_ms":0,"last_error":null}"#;
+        let e: OutboxEntry = dec(old.as_bytes()).unwrap();
+        assert_eq!(e.msg.thread, None);
+        assert_eq!(e.msg.op, crate::message::Op::Send);
+        // And a plain send is written the old way (no new keys).
+        let text = String::from_utf8(enc(&e)).unwrap();
+        assert!(
+            !text.contains("thread") && !text.contains("\"op\""),
+            "{text}"
+        );
+    }
+
     fn futures_flush(s: &SledStore) {
         s.db.flush().unwrap();
     }
