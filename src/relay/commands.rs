@@ -500,6 +500,45 @@ mod tests {
         }
     }
 
+    const GROUPS: &str = "[accounts.s]\nplatform = \"sandbox\"\n\
+         [[groups]]\nid = \"a\"\nname = \"A\"\naccount = \"s\"\nchat = \"a\"\n\
+         [[groups]]\nid = \"b\"\nname = \"B\"\naccount = \"s\"\nchat = \"b\"\n";
+
+    #[test]
+    fn a_command_name_that_is_not_a_slash_and_one_word_is_refused_where_it_stands() {
+        let src = format!("{GROUPS}[texts.nl]\ncommand_retract = \"intrekken nu\"\n");
+        let err = Config::parse(&src, Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("t.toml:14:19: texts.nl.command_retract"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_language_without_built_in_texts_borrows_the_english_answers() {
+        let src = format!(
+            "{GROUPS}[texts.de]\nreminder = \"Danke{{name}}! Bitte zuerst {{number}} anrufen.\"\n\
+             unconfirmed_note = \"(ohne Anruf)\"\nforward = \"[{{village}}]{{name}}: {{text}}\"\n\
+             command_status = \"/lage\"\n"
+        );
+        let c = Config::parse(&src, Path::new("t.toml")).unwrap();
+        let de = &c.texts["de"];
+        assert_eq!(de.command_retract, "/retract");
+        assert_eq!(de.command_status, "/lage");
+        assert_eq!(parse_command(&c, "/lage"), Some(CommandKind::Status));
+    }
+
+    #[test]
+    fn an_unknown_placeholder_in_an_answer_is_refused() {
+        let src = format!("{GROUPS}[texts.en]\nforward_done = \"Sent to {{counts}} groups\"\n");
+        let err = Config::parse(&src, Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown placeholder {counts}"), "{err}");
+    }
+
     #[test]
     fn how_long_ago_reads_in_minutes_hours_or_days() {
         assert_eq!(ago(5 * 60_000), "5 min");

@@ -683,3 +683,140 @@ async fn a_group_upgraded_to_a_supergroup_keeps_its_queued_copies_and_threads() 
     })
     .await;
 }
+
+// ------------------------------------------------------- WhatsApp (no edits)
+
+#[tokio::test]
+async fn a_whatsapp_copy_that_cannot_be_edited_gets_a_correction_and_its_replies_follow() {
+    use crate::fakes::*;
+    const WA_HEERS: &str = "120363042222222222@g.us";
+    const WA_BATSHEERS: &str = "120363043333333333@g.us";
+    let tg = FakeTelegram::start().await;
+    let wa = FakeWhatsapp::start().await;
+    let config = format!(
+        r#"
+[server]
+reload_poll = "200ms"
+[delivery]
+retry_base = "50ms"
+retry_max = "200ms"
+send_timeout = "2s"
+[accounts.bot]
+platform = "telegram"
+token = "123456:TESTTOKEN"
+webhook_secret = "s3cret-token"
+api_url = "{}"
+[accounts.wa]
+platform = "waha"
+api_url = "{}"
+session = "heers"
+webhook_secret = "hmac-wa"
+[[groups]]
+id = "veulen"
+name = "Veulen"
+account = "bot"
+chat = "{VEULEN}"
+[[groups]]
+id = "heers"
+name = "Heers"
+account = "wa"
+chat = "{WA_HEERS}"
+[[groups]]
+id = "batsheers"
+name = "Batsheers"
+account = "wa"
+chat = "{WA_BATSHEERS}"
+"#,
+        tg.url, wa.url
+    );
+    let app = spawn_app(&config).await;
+    app.webhook(
+        "bot",
+        Some(SECRET),
+        tg_update(1, VEULEN, 10, 555, "Jan", ALERT),
+    )
+    .await;
+    eventually(5, "two WhatsApp copies", || async {
+        wa.delivered().len() == 2
+    })
+    .await;
+    let copy_id = |chat: &str| -> String {
+        // The fake's ids: 3EB0 and the call number, as WEBJS answers.
+        let n = wa
+            .calls()
+            .iter()
+            .position(|c| c.answered_ok && c.body["chatId"] == chat)
+            .expect("copy")
+            + 1;
+        format!("3EB0{n:016X}")
+    };
+    // Jan edits his alert on Telegram: WAHA cannot edit, so each copy gets
+    // a correction as a reply.
+    let edited = "Verdachte grijze bestelwagen rijdt traag door de Molenweg, 101 is verwittigd";
+    app.webhook(
+        "bot",
+        Some(SECRET),
+        tg_edit(2, VEULEN, 10, 555, "Jan", edited, 1764300200),
+    )
+    .await;
+    eventually(5, "two corrections", || async { wa.delivered().len() == 4 }).await;
+    for chat in [WA_HEERS, WA_BATSHEERS] {
+        let c = wa
+            .delivered()
+            .into_iter()
+            .find(|c| {
+                c.body["chatId"] == chat && c.body["text"] == format!("✏️ gecorrigeerd: {edited}")
+            })
+            .expect("correction");
+        let reply_to = c.body["reply_to"].as_str().expect("a reply");
+        assert!(reply_to.contains(&copy_id(chat)), "{reply_to}");
+    }
+    // An answers the copy in Heers on WhatsApp: back to Telegram as a reply
+    // to the original, and to Batsheers as a reply to its copy.
+    let an = WahaMsg {
+        session: "heers",
+        me: "32475888888@c.us",
+        chat: WA_HEERS,
+        participant: "32475222222@c.us",
+        stanza: "A5F1E3C2B4D6978800112233AABBCCDD",
+        name: "An Janssens",
+        text: "Ik zie die wagen nu hier in Heers",
+    };
+    let mut body: Value = serde_json::from_str(&an.body()).expect("json");
+    body["payload"]["replyTo"] = serde_json::json!({
+        "id": copy_id(WA_HEERS),
+        "participant": "32475888888@c.us",
+        "body": COPY,
+    });
+    assert_eq!(
+        post_waha(&app, "wa", "hmac-wa", body.to_string())
+            .await
+            .status(),
+        200
+    );
+    let line = "[Heers] An: Ik zie die wagen nu hier in Heers";
+    eventually(5, "the follow-up on Telegram", || async {
+        sent_to(&tg, -1001000000000, line).is_some()
+    })
+    .await;
+    assert_eq!(
+        sent_to(&tg, -1001000000000, line).expect("f")["reply_parameters"]["message_id"],
+        10
+    );
+    eventually(5, "the follow-up in Batsheers", || async {
+        wa.delivered()
+            .iter()
+            .any(|c| c.body["chatId"] == WA_BATSHEERS && c.body["text"] == line)
+    })
+    .await;
+    let f = wa
+        .delivered()
+        .into_iter()
+        .find(|c| c.body["chatId"] == WA_BATSHEERS && c.body["text"] == line)
+        .expect("follow-up");
+    assert!(
+        f.body["reply_to"]
+            .as_str()
+            .is_some_and(|r| r.contains(&copy_id(WA_BATSHEERS)))
+    );
+}
