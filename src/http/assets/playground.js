@@ -182,7 +182,8 @@
   }
 
   // Coordinator commands: the relay lists them in /api/playground
-  // (`commands`); none exist yet, so the panel only says so.
+  // (`commands`). /intrekken and /doorsturen go as a reply: pick Reply on
+  // the message first.
   function showCommands() {
     const s = selectedSender();
     const box = $("commands");
@@ -331,9 +332,13 @@
       } else if (a.kind === "hold") {
         li.append(el("strong", null, L("act_hold") + " "));
         li.append(document.createTextNode(a.targets.map(groupName).join(", ")));
-      } else {
+      } else if (a.kind === "none") {
         li.append(el("strong", null, L("act_none") + " " + groupName(a.group) + ": "));
         li.append(document.createTextNode(a.reason));
+      } else {
+        // A coordinator command's answer (and, in a thread, follow-ups).
+        li.append(el("strong", null, groupName(a.group) + ": "));
+        li.append(el("q", null, a.text || a.kind));
       }
       ul.append(li);
     }
