@@ -144,7 +144,14 @@ pub(super) fn reply(
         d.actions = actions;
         return d;
     }
-    actions.extend(follow_ups(cfg, group, msg, t, all_clear));
+    let fanned = follow_ups(cfg, group, msg, t, all_clear);
+    if fanned.is_empty() {
+        actions.push(Action::None {
+            group: group.id.clone(),
+            reason: "the alert went to no other group: the reply stays here".into(),
+        });
+    }
+    actions.extend(fanned);
     if all_clear {
         d.effects.changes.push(AlertChange::AllClear);
     }
