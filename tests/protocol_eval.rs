@@ -163,10 +163,17 @@ fn print(name: &str, n: usize, r: &Report) {
 /// Evaluates one labelled set, prints its tables and holds it to the targets.
 fn meets_the_targets(path: &str, name: &str, at_least: usize) {
     let cases = load(path);
-    assert!(cases.len() >= at_least, "at least {at_least} labelled messages in {path}");
+    assert!(
+        cases.len() >= at_least,
+        "at least {at_least} labelled messages in {path}"
+    );
     let r = evaluate(&cases);
     print(name, cases.len(), &r);
-    assert!(r.alert.f1() >= 0.95, "{name}: alert F1 {:.3} < 0.95", r.alert.f1());
+    assert!(
+        r.alert.f1() >= 0.95,
+        "{name}: alert F1 {:.3} < 0.95",
+        r.alert.f1()
+    );
     assert!(
         r.called.accuracy() >= 0.95,
         "{name}: police-called accuracy {:.3} < 0.95",
@@ -181,7 +188,11 @@ fn the_development_set_meets_the_targets() {
 
 #[test]
 fn the_second_development_set_meets_the_targets() {
-    meets_the_targets("tests/data/protocol_cases_2.jsonl", "second development set", 150);
+    meets_the_targets(
+        "tests/data/protocol_cases_2.jsonl",
+        "second development set",
+        150,
+    );
 }
 
 /// Written by someone who never saw the rules, and never looked at while

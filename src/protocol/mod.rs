@@ -342,9 +342,10 @@ impl RuleSet {
     pub fn confirms_followup(&self, text: &str) -> bool {
         let n = normalize(text);
         self.confirms(&n)
-            || sentences(&n)
-                .into_iter()
-                .any(|s| !self.not_called.is_match(s) && self.called_followup.is_match(s))
+            || sentences(&n).into_iter().any(|s| {
+                !self.not_called.is_match(s.as_bytes())
+                    && self.called_followup.is_match(s.as_bytes())
+            })
     }
 
     /// Does a reply say the alert is over (false alarm, harmless, all
@@ -353,7 +354,9 @@ impl RuleSet {
     pub fn is_all_clear(&self, text: &str) -> bool {
         let n = normalize(text);
         sentences(&n).into_iter().any(|s| {
-            !s.ends_with('?') && self.all_clear.is_match(s) && !self.not_all_clear.is_match(s)
+            !s.ends_with('?')
+                && self.all_clear.is_match(s.as_bytes())
+                && !self.not_all_clear.is_match(s.as_bytes())
         })
     }
 
@@ -362,7 +365,7 @@ impl RuleSet {
     pub fn worth_relaying(&self, text: &str) -> bool {
         let n = normalize(text);
         let n = n.trim();
-        n.chars().any(char::is_alphanumeric) && !self.not_a_followup.is_match(n)
+        n.chars().any(char::is_alphanumeric) && !self.not_a_followup.is_match(n.as_bytes())
     }
 
     /// Does normalised text say the police were called? (see module docs)

@@ -159,6 +159,31 @@ pub struct IngestWrite {
     pub hold_update: Option<HoldUpdate>,
 }
 
+impl IngestWrite {
+    /// Nothing but the dedup mark (most messages: chit-chat). The pattern
+    /// names every field, so a new one cannot be forgotten here.
+    pub fn is_mark_only(&self) -> bool {
+        let IngestWrite {
+            dedup_key: _,
+            at_ms: _,
+            outbox,
+            reminder,
+            alert,
+            held,
+            links,
+            alert_update,
+            hold_update,
+        } = self;
+        outbox.is_empty()
+            && reminder.is_none()
+            && alert.is_none()
+            && held.is_none()
+            && links.is_empty()
+            && alert_update.is_none()
+            && hold_update.is_none()
+    }
+}
+
 /// An unconfirmed alert kept back (`relay.unconfirmed = "hold"`), with the
 /// copies it will become when released.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

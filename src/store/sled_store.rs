@@ -263,10 +263,10 @@ enum Abort {
 impl Store for SledStore {
     fn commit_ingest(&self, w: &IngestWrite) -> Result<IngestResult, StoreError> {
         // Most messages lead to nothing but their dedup mark: one atomic
-        // insert-if-absent, without the transaction's global lock. (A given
-        // message always takes the same path: whether it leads to anything is
-        // decided by its text, so the two paths never race on one key.)
-        if w.outbox.is_empty() && w.reminder.is_none() && w.alert.is_none() && w.held.is_none() {
+        // insert-if-absent, without the transaction's global lock. Either path
+        // refuses a key the other wrote before; only two deliveries of one
+        // message at the same instant, decided differently, could both pass.
+        if w.is_mark_only() {
             let fresh = self
                 .seen
                 .compare_and_swap(
