@@ -1,15 +1,26 @@
-//! The ingest path: inbound event → dedup → decision → one atomic, flushed
-//! store write. A webhook is acknowledged only after [`handle`] returns Ok;
-//! nothing here sends: the delivery workers are woken instead, so a slow
-//! platform never slows ingest.
+//! The ingest path: inbound event → dedup → thread lookup → decision → one
+//! atomic, flushed store write. A webhook is acknowledged only after
+//! [`handle`] returns Ok; nothing here sends: the delivery workers are woken
+//! instead, so a slow platform never slows ingest.
+//!
+//! The thread state the relay decides on ([`crate::thread_map::known`]) is
+//! read before the write; everything the decision changes in it (links, the
+//! alert record, a hold) is applied inside the same transaction as the dedup
+//! mark and the outbox entries, against the records as they are then.
+
+use std::collections::HashMap;
 
 use tracing::{debug, error, info, warn};
 
-use crate::message::{Inbound, InboundMessage, Outbound, OutboundKind};
+use crate::config::{ChatId, Config, Group, GroupId};
+use crate::message::{Inbound, InboundMessage, Op, Outbound, OutboundKind, link_key};
 use crate::relay::{self, Action, Decision};
 use crate::runtime::Runtime;
 use crate::startup::AppState;
-use crate::store::{AlertRecord, HeldAlert, IngestResult, IngestWrite, ReminderWrite, StoreError};
+use crate::store::{
+    AlertUpdate, HeldAlert, HoldChange, HoldUpdate, IngestResult, IngestWrite, ReminderWrite,
+    StoreError,
+};
 use crate::telemetry::{chat_for_log, mask_id};
 use crate::time::now_ms;
 
@@ -45,9 +56,84 @@ pub async fn handle(state: &AppState, rt: &Runtime, ev: Inbound) -> Result<Outco
                     warn!(old_chat = %from, new_chat = %to, "a chat that is not in the config was migrated")
                 }
             }
+            // The relay follows at once: queued copies, held alerts and the
+            // thread map move to the new id, and until the config says so,
+            // messages from the new id belong to the group and sends go there.
+            let moved = state.store.migrate_chat(&from, &to, now_ms())?;
+            state.store.flush().await?;
+            info!(old_chat = %from, new_chat = %to, records = moved, "chat state moved to the new chat id");
+            if moved > 0 {
+                state.wake.notify_waiters();
+            }
             Ok(Outcome::Ignored("chat migrated"))
         }
         Inbound::Message(m) => handle_message(state, rt, m).await,
+    }
+}
+
+/// Chat ids that changed since the config was written: old → new.
+struct Moves(HashMap<ChatId, ChatId>);
+
+impl Moves {
+    fn load(state: &AppState) -> Result<Moves, StoreError> {
+        let mut map = HashMap::new();
+        for m in state.store.chat_moves()? {
+            map.insert(m.from, m.to);
+        }
+        Ok(Moves(map))
+    }
+
+    /// Where a group's messages go now.
+    fn chat_of(&self, g: &Group) -> ChatId {
+        let mut chat = &g.chat;
+        // A group may have moved twice; never loop.
+        for _ in 0..4 {
+            match self.0.get(chat) {
+                Some(next) => chat = next,
+                None => break,
+            }
+        }
+        chat.clone()
+    }
+
+    /// The group of a chat, also under an id it moved to.
+    fn group<'a>(&self, cfg: &'a Config, m: &InboundMessage) -> Option<&'a Group> {
+        cfg.group_by_chat(m.platform, &m.chat).or_else(|| {
+            self.0
+                .iter()
+                .filter(|(_, to)| **to == m.chat)
+                .find_map(|(from, _)| cfg.group_by_chat(m.platform, from))
+        })
+    }
+}
+
+/// Builds outbound messages for groups of the config.
+struct Out<'a> {
+    cfg: &'a Config,
+    moves: &'a Moves,
+}
+
+impl Out<'_> {
+    fn to(
+        &self,
+        group: &GroupId,
+        text: String,
+        kind: OutboundKind,
+        thread: Option<String>,
+        reply_to: Option<String>,
+        op: Op,
+    ) -> Option<Outbound> {
+        let g = self.cfg.group(group)?;
+        Some(Outbound {
+            account: g.account.clone(),
+            group: g.id.clone(),
+            chat: self.moves.chat_of(g),
+            text,
+            reply_to,
+            kind,
+            thread,
+            op,
+        })
     }
 }
 
@@ -58,7 +144,8 @@ async fn handle_message(
 ) -> Result<Outcome, StoreError> {
     let platform = m.platform.as_str();
     let cfg = &rt.config;
-    let Some(group) = cfg.group_by_chat(m.platform, &m.chat) else {
+    let moves = Moves::load(state)?;
+    let Some(group) = moves.group(cfg, &m) else {
         state.metrics.inc(
             "buurtrelay_messages_in_total",
             &[("platform", platform), ("outcome", "unknown_chat")],
@@ -66,15 +153,6 @@ async fn handle_message(
         info!(platform, account = %m.account, chat = %chat_for_log(m.chat.as_str()), "message from a chat that is not in the config: ignored");
         return Ok(Outcome::UnknownChat);
     };
-    if m.edit.is_some() {
-        // Edits reach the copies in a later version (thread map); the
-        // original was already handled when it was first posted.
-        state.metrics.inc(
-            "buurtrelay_messages_in_total",
-            &[("platform", platform), ("outcome", "edit")],
-        );
-        return Ok(Outcome::Ignored("edits are not relayed yet"));
-    }
     // A copy one of our own accounts posted, seen through another linked
     // number in the same group (WhatsApp): never relayed again.
     let own = crate::platform::own_copy_key(m.platform, &m.chat, &m.text);
@@ -94,86 +172,9 @@ async fn handle_message(
         return Ok(Outcome::Duplicate);
     }
     let now = now_ms();
-    let decision = relay::decide(cfg, group, &m, &rt.own_ids(m.platform), now);
-
-    let mut w = IngestWrite {
-        dedup_key: key.clone(),
-        at_ms: now,
-        ..IngestWrite::default()
-    };
-    let mut forwarded = Vec::new();
-    for a in &decision.actions {
-        match a {
-            Action::Forward { group: to, text } => {
-                if let Some(t) = cfg.group(to) {
-                    w.outbox.push(Outbound {
-                        account: t.account.clone(),
-                        group: t.id.clone(),
-                        chat: t.chat.clone(),
-                        text: text.clone(),
-                        reply_to: None,
-                        kind: OutboundKind::Forward,
-                    });
-                    forwarded.push(t.id.clone());
-                }
-            }
-            Action::Remind {
-                text,
-                cooldown_key,
-                reply_to,
-                ..
-            } => {
-                w.reminder = Some(ReminderWrite {
-                    cooldown_key: cooldown_key.clone(),
-                    now_ms: now,
-                    until_ms: now + cfg.relay.reminder_cooldown.as_millis() as u64,
-                    msg: Outbound {
-                        account: group.account.clone(),
-                        group: group.id.clone(),
-                        chat: group.chat.clone(),
-                        text: text.clone(),
-                        reply_to: Some(reply_to.clone()),
-                        kind: OutboundKind::Reminder,
-                    },
-                });
-            }
-            Action::Hold {
-                until_ms, targets, ..
-            } => {
-                let text = relay::forward_text(cfg, group, &m, true);
-                let outbox = targets
-                    .iter()
-                    .filter_map(|t| cfg.group(t))
-                    .map(|t| Outbound {
-                        account: t.account.clone(),
-                        group: t.id.clone(),
-                        chat: t.chat.clone(),
-                        text: text.clone(),
-                        reply_to: None,
-                        kind: OutboundKind::Forward,
-                    })
-                    .collect();
-                w.held = Some(HeldAlert {
-                    origin: key.clone(),
-                    until_ms: *until_ms,
-                    outbox,
-                });
-            }
-            Action::None { .. } => {}
-        }
-    }
-    if decision.alert {
-        w.alert = Some(AlertRecord {
-            origin: key.clone(),
-            group: group.id.clone(),
-            message_id: m.message_id.clone(),
-            categories: decision.categories.clone(),
-            confirmed: decision.confirmed,
-            at_ms: now,
-            targets: forwarded.clone(),
-            text: m.text.clone(),
-        });
-    }
+    let known = crate::thread_map::known(state.store.as_ref(), cfg, group, &m, now)?;
+    let decision = relay::decide(cfg, group, &m, &rt.own_ids(m.platform), &known, now);
+    let w = write_for(cfg, &moves, group, &m, &decision, &key, now);
 
     let result = state.store.commit_ingest(&w)?;
     state.store.flush().await?;
@@ -188,19 +189,42 @@ async fn handle_message(
             Ok(Outcome::Duplicate)
         }
         IngestResult::Accepted { queued, reminded } => {
-            let outcome = if decision.alert { "alert" } else { "no_action" };
+            let forwarded = decision
+                .actions
+                .iter()
+                .filter(|a| matches!(a, Action::Forward { .. }))
+                .count();
+            let followups = decision
+                .actions
+                .iter()
+                .filter(|a| {
+                    matches!(
+                        a,
+                        Action::FollowUp { .. } | Action::Edit { .. } | Action::Delete { .. }
+                    )
+                })
+                .count();
+            let outcome = if m.edit.is_some() {
+                "edit"
+            } else if decision.alert {
+                "alert"
+            } else if followups > 0 {
+                "followup"
+            } else {
+                "no_action"
+            };
             state.metrics.inc(
                 "buurtrelay_messages_in_total",
                 &[("platform", platform), ("outcome", outcome)],
             );
-            if decision.alert {
+            if decision.alert && decision.effects.record.is_some() {
                 let called = if decision.confirmed { "yes" } else { "no" };
                 state
                     .metrics
                     .inc("buurtrelay_alerts_total", &[("police_called", called)]);
                 state
                     .metrics
-                    .add("buurtrelay_forwards_total", &[], forwarded.len() as u64);
+                    .add("buurtrelay_forwards_total", &[], forwarded as u64);
                 if w.held.is_some() {
                     state
                         .metrics
@@ -211,10 +235,32 @@ async fn handle_message(
                     sender = %mask_id(&m.sender.id),
                     categories = ?decision.categories,
                     confirmed = decision.confirmed,
-                    forwards = forwarded.len(),
+                    forwards = forwarded,
                     reminded,
                     held = w.held.is_some(),
                     "alert"
+                );
+            }
+            if let Some(u) = &w.hold_update {
+                let event = match u.change {
+                    HoldChange::Release(_) => Some("released_early"),
+                    HoldChange::Drop => Some("dropped"),
+                    HoldChange::Replace(_) | HoldChange::Append(_) => None,
+                };
+                if let Some(event) = event {
+                    state
+                        .metrics
+                        .inc("buurtrelay_held_total", &[("event", event)]);
+                    info!(group = %group.id, event, "held alert");
+                }
+            }
+            if followups > 0 || decision.effects.thread.is_some() && !decision.alert {
+                info!(
+                    group = %group.id,
+                    sender = %mask_id(&m.sender.id),
+                    followups,
+                    edit = m.edit.is_some(),
+                    "thread"
                 );
             }
             if reminded {
@@ -226,4 +272,229 @@ async fn handle_message(
             Ok(Outcome::Accepted(decision))
         }
     }
+}
+
+/// The one store write a decision becomes.
+fn write_for(
+    cfg: &Config,
+    moves: &Moves,
+    group: &Group,
+    m: &InboundMessage,
+    decision: &Decision,
+    key: &str,
+    now: u64,
+) -> IngestWrite {
+    let out = Out { cfg, moves };
+    let fx = &decision.effects;
+    let mut w = IngestWrite {
+        dedup_key: key.to_string(),
+        at_ms: now,
+        ..IngestWrite::default()
+    };
+    // Follow-ups of a held alert wait in its hold, unless this very
+    // decision releases it (then they queue behind its copies).
+    let releases = decision
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::Release { .. }));
+    let mut waiting = Vec::new();
+    let pairs = |copies: &[(GroupId, String)], thread: &str| -> Vec<Outbound> {
+        copies
+            .iter()
+            .filter_map(|(g, text)| {
+                out.to(
+                    g,
+                    text.clone(),
+                    OutboundKind::Forward,
+                    Some(thread.to_string()),
+                    None,
+                    Op::Send,
+                )
+            })
+            .collect()
+    };
+    for a in &decision.actions {
+        match a {
+            Action::Forward {
+                group: to,
+                text,
+                thread,
+            } => {
+                let thread = thread.clone().or_else(|| Some(m.message_ref()));
+                w.outbox.extend(out.to(
+                    to,
+                    text.clone(),
+                    OutboundKind::Forward,
+                    thread,
+                    None,
+                    Op::Send,
+                ));
+            }
+            Action::Remind {
+                text,
+                cooldown_key,
+                reply_to,
+                ..
+            } => {
+                if let Some(msg) = out.to(
+                    &group.id,
+                    text.clone(),
+                    OutboundKind::Reminder,
+                    None,
+                    Some(reply_to.clone()),
+                    Op::Send,
+                ) {
+                    w.reminder = Some(ReminderWrite {
+                        cooldown_key: cooldown_key.clone(),
+                        now_ms: now,
+                        until_ms: now + cfg.relay.reminder_cooldown.as_millis() as u64,
+                        msg,
+                    });
+                }
+            }
+            Action::Hold {
+                until_ms, targets, ..
+            } => {
+                let text = relay::forward_text(cfg, group, m, true);
+                let origin = m.message_ref();
+                let outbox = targets
+                    .iter()
+                    .filter_map(|t| {
+                        out.to(
+                            t,
+                            text.clone(),
+                            OutboundKind::Forward,
+                            Some(origin.clone()),
+                            None,
+                            Op::Send,
+                        )
+                    })
+                    .collect();
+                w.held = Some(HeldAlert {
+                    origin,
+                    until_ms: *until_ms,
+                    outbox,
+                });
+            }
+            Action::FollowUp {
+                group: to,
+                text,
+                thread,
+                reply_to,
+            } => {
+                let msg = out.to(
+                    to,
+                    text.clone(),
+                    OutboundKind::FollowUp,
+                    Some(thread.clone()),
+                    reply_to.clone(),
+                    Op::Send,
+                );
+                // Only copies wait; a reply to the original is for now.
+                if fx.hold.is_some() && !releases && reply_to.is_none() {
+                    waiting.extend(msg);
+                } else {
+                    w.outbox.extend(msg);
+                }
+            }
+            Action::Edit {
+                group: to,
+                text,
+                fallback,
+                thread,
+            } => {
+                w.outbox.extend(out.to(
+                    to,
+                    text.clone(),
+                    OutboundKind::FollowUp,
+                    Some(thread.clone()),
+                    None,
+                    Op::Edit {
+                        fallback: fallback.clone(),
+                    },
+                ));
+            }
+            Action::Delete {
+                group: to,
+                fallback,
+                thread,
+            } => {
+                w.outbox.extend(out.to(
+                    to,
+                    fallback.clone(),
+                    OutboundKind::FollowUp,
+                    Some(thread.clone()),
+                    None,
+                    Op::Delete {
+                        fallback: fallback.clone(),
+                    },
+                ));
+            }
+            Action::Answer {
+                group: to,
+                text,
+                reply_to,
+            } => {
+                w.outbox.extend(out.to(
+                    to,
+                    text.clone(),
+                    OutboundKind::FollowUp,
+                    None,
+                    Some(reply_to.clone()),
+                    Op::Send,
+                ));
+            }
+            Action::Release {
+                forward, copies, ..
+            } => {
+                if let Some((origin, until_ms)) = &fx.hold {
+                    let change = if *forward {
+                        HoldChange::Release(copies.as_ref().map(|c| pairs(c, origin)))
+                    } else {
+                        HoldChange::Drop
+                    };
+                    w.hold_update = Some(HoldUpdate {
+                        origin: origin.clone(),
+                        until_ms: *until_ms,
+                        change,
+                    });
+                }
+            }
+            Action::Rewrite { copies, .. } => {
+                if let Some((origin, until_ms)) = &fx.hold {
+                    w.hold_update = Some(HoldUpdate {
+                        origin: origin.clone(),
+                        until_ms: *until_ms,
+                        change: HoldChange::Replace(pairs(copies, origin)),
+                    });
+                }
+            }
+            Action::None { .. } => {}
+        }
+    }
+    if !waiting.is_empty() {
+        if let Some((origin, until_ms)) = &fx.hold {
+            w.hold_update = Some(HoldUpdate {
+                origin: origin.clone(),
+                until_ms: *until_ms,
+                change: HoldChange::Append(waiting),
+            });
+        }
+    }
+    if let Some(thread) = &fx.thread {
+        w.links
+            .push((link_key(&m.chat, &m.message_id), thread.clone()));
+    }
+    if let Some(r) = &fx.record {
+        w.links
+            .push((link_key(&m.chat, &r.message_id), r.origin.clone()));
+        w.alert = Some((**r).clone());
+    }
+    if let (Some(thread), false) = (&fx.thread, fx.changes.is_empty()) {
+        w.alert_update = Some(AlertUpdate {
+            origin: thread.clone(),
+            changes: fx.changes.clone(),
+        });
+    }
+    w
 }

@@ -19,4 +19,5 @@ pub mod runtime;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod thread_map;
 pub mod time;

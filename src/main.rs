@@ -162,11 +162,14 @@ fn simulate(
         reply_to: None,
         at_ms: 0,
         edit: None,
+        quoted: None,
     };
+    // No store: the message is judged as a fresh one, outside any thread.
     let d = relay::decide(
         &cfg,
         g,
         &msg,
+        &Default::default(),
         &Default::default(),
         buurtrelay::time::now_ms(),
     );
@@ -198,7 +201,7 @@ fn simulate(
     for a in &d.actions {
         match a {
             Action::Remind { group, text, .. } => println!("  remind  in {group}: {text}"),
-            Action::Forward { group, text } => {
+            Action::Forward { group, text, .. } => {
                 println!("  forward to {group}: {}", text.replace('\n', " ⏎ "))
             }
             Action::Hold {
@@ -215,6 +218,10 @@ fn simulate(
                     .join(", ")
             ),
             Action::None { group, reason } => println!("  none    in {group}: {reason}"),
+            Action::Answer { group, text, .. } => {
+                println!("  answer  in {group}: {}", text.replace('\n', " ⏎ "))
+            }
+            other => println!("  {:<7} in {}", other.kind(), other.group()),
         }
     }
     ExitCode::SUCCESS

@@ -33,6 +33,18 @@ pub struct InboundMessage {
     pub at_ms: u64,
     /// `Some(version)` for an edit of an earlier message.
     pub edit: Option<u64>,
+    /// The message this one replies to, as the platform quoted it (Telegram's
+    /// `reply_to_message`, WAHA's `replyTo`, the sandbox's store), when the
+    /// platform gives it: what a coordinator's `/doorsturen` forwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quoted: Option<Box<Quoted>>,
+}
+
+/// A replied-to message as the platform quoted it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quoted {
+    pub text: String,
+    pub sender: Option<Sender>,
 }
 
 impl InboundMessage {
@@ -43,13 +55,38 @@ impl InboundMessage {
     /// For Telegram and the sandbox the space is the platform's name, so
     /// their keys are what they always were.
     pub fn dedup_key(&self) -> String {
-        let space = self.platform.chat_space();
-        let id = crate::platform::whatsapp::message_key(self.platform, &self.message_id);
+        let base = message_ref(self.platform, &self.chat, &self.message_id);
         match self.edit {
-            None => format!("{space}|{}|{id}", self.chat),
-            Some(v) => format!("{space}|{}|{id}|edit{v}", self.chat),
+            None => base,
+            Some(v) => format!("{base}|edit{v}"),
         }
     }
+
+    /// The key of the message itself, whatever its version: for a first
+    /// post the same as [`Self::dedup_key`]; the origin of an alert thread.
+    pub fn message_ref(&self) -> String {
+        message_ref(self.platform, &self.chat, &self.message_id)
+    }
+}
+
+/// The store's name for one message of one chat: the chat space, the chat
+/// and the message's own id (see [`InboundMessage::dedup_key`]).
+pub fn message_ref(platform: PlatformKind, chat: &ChatId, message_id: &str) -> String {
+    let space = platform.chat_space();
+    let id = crate::platform::whatsapp::message_key(platform, message_id);
+    format!("{space}|{chat}|{id}")
+}
+
+/// The thread map's key for a message in a chat, known both when the relay
+/// posts a copy (it knows the chat and the id the platform answered, not the
+/// platform) and when a member replies to it (the chat and the quoted id).
+/// WhatsApp's serialized ids are reduced to the bare id every gateway agrees
+/// on; other platforms' ids never look like those and stay as they are. Chat
+/// ids of different platforms do not collide (Telegram's are negative
+/// numbers, WhatsApp's end in `@g.us`, the sandbox's are names).
+pub fn link_key(chat: &ChatId, message_id: &str) -> String {
+    let id = crate::platform::whatsapp::message_key(PlatformKind::Waha, message_id);
+    format!("{chat}|{id}")
 }
 
 /// What a webhook delivery turned out to contain.
@@ -99,7 +136,26 @@ impl OutboundKind {
     }
 }
 
+/// What to do with an outbound message: post it, or change the relay's
+/// copy of the thread in this chat. Stored in outbox entries; entries
+/// written before this field existed are plain sends.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    #[default]
+    Send,
+    /// Replace the copy's text with `text`. Where the platform cannot edit,
+    /// `fallback` is posted as a reply to the copy instead.
+    Edit { fallback: String },
+    /// Delete the copy. Where the platform cannot delete, `fallback` is
+    /// posted as a reply to the copy instead.
+    Delete { fallback: String },
+}
+
 /// One message to send to one chat through one account.
+///
+/// Stored as JSON in the outbox: every field added later has a serde
+/// default, so entries written by an older version still read.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outbound {
     pub account: AccountId,
@@ -109,10 +165,60 @@ pub struct Outbound {
     /// Platform message id in `chat` to reply to.
     pub reply_to: Option<String>,
     pub kind: OutboundKind,
+    /// The alert thread this message belongs to (the original's
+    /// [`InboundMessage::message_ref`]). A `Forward` is that alert's copy in
+    /// `group`; a `FollowUp` without `reply_to` replies to (or, per `op`,
+    /// edits or deletes) that copy, whose id is looked up when it is sent,
+    /// so a follow-up queued before its copy was delivered still finds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<String>,
+    #[serde(default, skip_serializing_if = "is_send")]
+    pub op: Op,
+}
+
+fn is_send(op: &Op) -> bool {
+    *op == Op::Send
+}
+
+impl Outbound {
+    /// A plain message (no thread, a send).
+    pub fn new(
+        account: AccountId,
+        group: GroupId,
+        chat: ChatId,
+        text: String,
+        reply_to: Option<String>,
+        kind: OutboundKind,
+    ) -> Self {
+        Self {
+            account,
+            group,
+            chat,
+            text,
+            reply_to,
+            kind,
+            thread: None,
+            op: Op::Send,
+        }
+    }
 }
 
 /// What the platform said about a sent message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sent {
     pub message_id: String,
+}
+
+impl Sent {
+    /// Nothing was posted, on purpose: a follow-up for a group that never got
+    /// the alert's copy, or an edit of a copy that does not exist.
+    pub fn nothing() -> Self {
+        Self {
+            message_id: String::new(),
+        }
+    }
+
+    pub fn is_nothing(&self) -> bool {
+        self.message_id.is_empty()
+    }
 }

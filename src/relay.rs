@@ -1,14 +1,31 @@
 //! The heart: an inbound message → decisions. Pure: a function of the
-//! config, the message and the time; I/O stays with the caller.
+//! config, what the store knows about the message's thread ([`Known`],
+//! looked up by the ingest before deciding), the message and the time; I/O
+//! stays with the caller.
 //!
 //! - Messages of our own accounts and of bots: nothing (no loops).
+//! - A coordinator command (`/intrekken`, `/doorsturen`, `/status`, in any
+//!   configured language): run for the group's coordinators, answered
+//!   politely for anyone else ([`commands`]).
+//! - An edit of an alert: every copy is edited (or corrected by a reply).
+//! - A reply to an alert, to one of its copies or to a follow-up: a
+//!   follow-up to every copy and to the original; an all-clear ("vals
+//!   alarm") is marked as such; a confirmation releases a held alert
+//!   ([`thread`]).
 //! - Not an alert (chit-chat, advice, bulletins): nothing.
 //! - An alert that does not say the police were called, from a member (not a
 //!   coordinator, not police): a friendly reminder as a reply. The store
 //!   enforces the cooldown atomically.
 //! - The alert itself: forwarded to the routed groups when confirmed, or when
 //!   posted by a coordinator or the police; otherwise as `relay.unconfirmed`
-//!   says: forwarded with a note, held, or dropped.
+//!   says: forwarded with a note, held, or dropped. The same incident
+//!   reported again (in another group, or copied by hand) within
+//!   `relay.merge_window` joins the first report's thread as an "ook gemeld
+//!   in" reply instead of a second fan-out ([`similar`]).
+
+mod commands;
+pub mod similar;
+mod thread;
 
 use std::collections::HashSet;
 use std::sync::LazyLock;
@@ -16,10 +33,13 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde::Serialize;
 
+pub use commands::{CommandKind, parse_command};
+
 use crate::config::{Attribution, Config, Group, GroupId, Unconfirmed};
 use crate::message::InboundMessage;
 use crate::protocol::Classification;
 use crate::routing;
+use crate::store::{AlertChange, AlertRecord, HeldAlert, TargetDelivery, sender_hash};
 
 /// The relay's answer to one message: the classification and the actions.
 #[derive(Clone, Debug, Serialize)]
@@ -31,6 +51,25 @@ pub struct Decision {
     /// `member`, `coordinator`, `police`, or `relay` (our own or a bot).
     pub role: &'static str,
     pub actions: Vec<Action>,
+    /// What the decision changes in the thread map (not shown by `simulate`).
+    #[serde(skip)]
+    pub effects: Effects,
+}
+
+/// The thread map changes of one decision.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Effects {
+    /// The thread this message belongs to from now on: it is linked, so a
+    /// reply to it is followed too.
+    pub thread: Option<String>,
+    /// Changes to that thread's alert record.
+    pub changes: Vec<AlertChange>,
+    /// The hold this decision concerns: (origin, until_ms). Follow-ups of a
+    /// held alert wait with it unless the decision releases it.
+    pub hold: Option<(String, u64)>,
+    /// A new thread: the message itself (an alert), or the message a
+    /// coordinator forwards.
+    pub record: Option<Box<AlertRecord>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -46,15 +85,105 @@ pub enum Action {
         cooldown_key: String,
     },
     /// Post a copy in another group.
-    Forward { group: GroupId, text: String },
+    Forward {
+        group: GroupId,
+        text: String,
+        /// The thread the copy belongs to.
+        #[serde(skip)]
+        thread: Option<String>,
+    },
     /// Keep the alert until it is confirmed or `hold_for` passes.
     Hold {
         group: GroupId,
         until_ms: u64,
         targets: Vec<GroupId>,
     },
+    /// A reply to the thread's copy in `group` (looked up when it is sent),
+    /// or to the message `reply_to` (the original, in its own group).
+    #[serde(rename = "followup")]
+    FollowUp {
+        group: GroupId,
+        text: String,
+        #[serde(skip)]
+        thread: String,
+        #[serde(skip)]
+        reply_to: Option<String>,
+    },
+    /// Replace the text of the thread's copy in `group`; where the platform
+    /// cannot, reply to it with `fallback`.
+    Edit {
+        group: GroupId,
+        text: String,
+        #[serde(skip)]
+        fallback: String,
+        #[serde(skip)]
+        thread: String,
+    },
+    /// Delete the thread's copy in `group`; where the platform cannot,
+    /// reply to it with `fallback`.
+    Delete {
+        group: GroupId,
+        #[serde(skip)]
+        fallback: String,
+        #[serde(skip)]
+        thread: String,
+    },
+    /// End the hold of the thread now: forward it (with `copies` instead of
+    /// the stored ones, when given) or not.
+    Release {
+        group: GroupId,
+        forward: bool,
+        #[serde(skip)]
+        copies: Option<Vec<(GroupId, String)>>,
+    },
+    /// New texts for the copies of a held alert (its original was edited).
+    Rewrite {
+        group: GroupId,
+        #[serde(skip)]
+        copies: Vec<(GroupId, String)>,
+    },
+    /// Answer a coordinator's command, as a reply, in its group.
+    Answer {
+        group: GroupId,
+        text: String,
+        #[serde(skip)]
+        reply_to: String,
+    },
     /// Nothing, and why.
     None { group: GroupId, reason: String },
+}
+
+impl Action {
+    /// The `kind` a summary shows (as serialized).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Remind { .. } => "remind",
+            Action::Forward { .. } => "forward",
+            Action::Hold { .. } => "hold",
+            Action::FollowUp { .. } => "followup",
+            Action::Edit { .. } => "edit",
+            Action::Delete { .. } => "delete",
+            Action::Release { .. } => "release",
+            Action::Rewrite { .. } => "rewrite",
+            Action::Answer { .. } => "answer",
+            Action::None { .. } => "none",
+        }
+    }
+
+    pub fn group(&self) -> &GroupId {
+        match self {
+            Action::Remind { group, .. }
+            | Action::Forward { group, .. }
+            | Action::Hold { group, .. }
+            | Action::FollowUp { group, .. }
+            | Action::Edit { group, .. }
+            | Action::Delete { group, .. }
+            | Action::Release { group, .. }
+            | Action::Rewrite { group, .. }
+            | Action::Answer { group, .. }
+            | Action::None { group, .. } => group,
+        }
+    }
 }
 
 impl Decision {
@@ -66,71 +195,201 @@ impl Decision {
             advisory: self.advisory,
         }
     }
+
+    fn new(role: &'static str, c: &Classification, actions: Vec<Action>) -> Decision {
+        Decision {
+            alert: c.alert,
+            categories: c.categories.clone(),
+            confirmed: c.confirmed,
+            advisory: c.advisory,
+            role,
+            actions,
+            effects: Effects::default(),
+        }
+    }
+
+    fn none(role: &'static str, c: &Classification, group: &Group, reason: &str) -> Decision {
+        Self::new(
+            role,
+            c,
+            vec![Action::None {
+                group: group.id.clone(),
+                reason: reason.to_string(),
+            }],
+        )
+    }
 }
 
-/// Decides what to do with `msg`, posted in `group`. `own_ids` are the user
-/// ids our accounts post under.
-pub fn decide(
-    cfg: &Config,
-    group: &Group,
-    msg: &InboundMessage,
-    own_ids: &HashSet<String>,
-    now_ms: u64,
-) -> Decision {
-    let none = |role, c: &Classification, reason: &str| Decision {
-        alert: c.alert,
-        categories: c.categories.clone(),
-        confirmed: c.confirmed,
-        advisory: c.advisory,
-        role,
-        actions: vec![Action::None {
-            group: group.id.clone(),
-            reason: reason.to_string(),
-        }],
-    };
-    if own_ids.contains(&msg.sender.id) || msg.sender.is_bot {
-        let c = Classification {
-            alert: false,
-            categories: vec![],
-            confirmed: false,
-            advisory: false,
-        };
-        return none(
-            "relay",
-            &c,
-            "written by a bot or by the relay itself: never relayed",
-        );
+/// What the store knows that matters for one message: looked up by the
+/// ingest before deciding (see `thread_map::known`).
+#[derive(Clone, Debug, Default)]
+pub struct Known {
+    /// The thread of the message this one replies to: the original, one of
+    /// its copies, or a follow-up.
+    pub replied: Option<Thread>,
+    /// For an edit: the thread this very message began (it was an alert).
+    pub edited: Option<Thread>,
+    /// Alerts of the last `relay.merge_window`, newest first.
+    pub recent: Vec<Thread>,
+    /// This sender's alert held in this group now, if any.
+    pub senders_hold: Option<Thread>,
+    /// For `/status`: the network's last alerts and where each copy stands.
+    pub status: Vec<StatusItem>,
+}
+
+/// One alert thread as the relay sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Thread {
+    pub alert: AlertRecord,
+    /// Held now: the copies (and follow-ups) waiting.
+    pub held: Option<HeldAlert>,
+    /// Groups other than the origin that have or will have a copy (sent,
+    /// queued or retrying).
+    pub reached: Vec<GroupId>,
+}
+
+impl Thread {
+    /// Every group with (or getting) a copy: the alert's targets and any
+    /// group reached, without the origin.
+    pub fn copy_groups(&self) -> Vec<GroupId> {
+        let mut v: Vec<GroupId> = Vec::new();
+        let held = self
+            .held
+            .iter()
+            .flat_map(|h| h.outbox.iter().map(|m| &m.group));
+        for g in self.alert.targets.iter().chain(&self.reached).chain(held) {
+            if *g != self.alert.group && !v.contains(g) {
+                v.push(g.clone());
+            }
+        }
+        v
     }
-    let c = cfg.rules.classify(&msg.text);
-    let role = if group.coordinators.contains(&msg.sender.id) {
+}
+
+/// One line of `/status`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusItem {
+    pub alert: AlertRecord,
+    pub targets: Vec<TargetDelivery>,
+}
+
+fn role_of(group: &Group, msg: &InboundMessage) -> &'static str {
+    if group.coordinators.contains(&msg.sender.id) {
         "coordinator"
     } else if group.police.contains(&msg.sender.id) {
         "police"
     } else {
         "member"
-    };
+    }
+}
+
+const NOT_AN_ALERT: Classification = Classification {
+    alert: false,
+    categories: Vec::new(),
+    confirmed: false,
+    advisory: false,
+};
+
+/// Decides what to do with `msg`, posted in `group`. `own_ids` are the user
+/// ids our accounts post under; `known` is what the store knows about the
+/// message's thread.
+pub fn decide(
+    cfg: &Config,
+    group: &Group,
+    msg: &InboundMessage,
+    own_ids: &HashSet<String>,
+    known: &Known,
+    now_ms: u64,
+) -> Decision {
+    if own_ids.contains(&msg.sender.id) || msg.sender.is_bot {
+        return Decision::none(
+            "relay",
+            &NOT_AN_ALERT,
+            group,
+            "written by a bot or by the relay itself: never relayed",
+        );
+    }
+    let role = role_of(group, msg);
+    if let Some(cmd) = parse_command(cfg, &msg.text) {
+        if msg.edit.is_some() {
+            return Decision::none(
+                role,
+                &NOT_AN_ALERT,
+                group,
+                "an edited command is not run again",
+            );
+        }
+        return commands::decide(cfg, group, msg, role, cmd, own_ids, known, now_ms);
+    }
+    if msg.edit.is_some() {
+        return thread::edit(cfg, group, msg, role, known);
+    }
+    let c = cfg.rules.classify(&msg.text);
+    if let Some(t) = &known.replied {
+        return thread::reply(cfg, group, msg, role, &c, t);
+    }
+    if let Some(t) = &known.senders_hold {
+        if cfg.rules.confirms_followup(&msg.text) {
+            return thread::sender_confirms(cfg, group, msg, role, &c, t);
+        }
+    }
+    fresh(cfg, group, msg, role, c, known, now_ms)
+}
+
+/// A message that is no reply to a thread: an alert starts one.
+fn fresh(
+    cfg: &Config,
+    group: &Group,
+    msg: &InboundMessage,
+    role: &'static str,
+    c: Classification,
+    known: &Known,
+    now_ms: u64,
+) -> Decision {
     if !c.alert {
         let reason = if c.advisory {
             "advice or bulletin, not a member's report"
         } else {
             "not an alert"
         };
-        return none(role, &c, reason);
+        return Decision::none(role, &c, group, reason);
     }
 
     let mut actions = Vec::new();
     let member = role == "member";
     if member && !c.confirmed {
-        actions.push(Action::Remind {
-            group: group.id.clone(),
-            reply_to: msg.message_id.clone(),
-            text: reminder_text(cfg, group, msg),
-            // By chat space: a WhatsApp member is one member through WAHA or Evolution.
-            cooldown_key: format!("{}:{}", msg.platform.chat_space(), msg.sender.id),
-        });
+        actions.push(remind(cfg, group, msg));
     }
     let targets = routing::targets(cfg, group, &c.categories);
     let forward_now = c.confirmed || !member || cfg.relay.unconfirmed == Unconfirmed::Forward;
+    let hold = !forward_now && cfg.relay.unconfirmed == Unconfirmed::Hold;
+    let origin = msg.message_ref();
+    let mut record = AlertRecord {
+        origin: origin.clone(),
+        group: group.id.clone(),
+        message_id: msg.message_id.clone(),
+        categories: c.categories.clone(),
+        confirmed: c.confirmed,
+        at_ms: now_ms,
+        targets: Vec::new(),
+        text: msg.text.clone(),
+        sender: sender_hash(msg.platform.chat_space(), &msg.sender.id),
+        retracted: false,
+        all_clear: false,
+        sightings: Vec::new(),
+        forced: false,
+    };
+    if !targets.is_empty() && (forward_now || hold) {
+        if let Some(t) = similar::earlier_report(cfg, group, &msg.text, &known.recent, now_ms) {
+            // One incident, one fan-out: the first report's thread hears
+            // that it was seen here too.
+            let mut d = Decision::new(role, &c, actions);
+            d.actions.extend(thread::sighting(cfg, group, t));
+            d.effects.thread = Some(t.alert.origin.clone());
+            d.effects.changes = vec![AlertChange::Sighting(group.id.clone())];
+            return d;
+        }
+    }
     if targets.is_empty() {
         actions.push(Action::None {
             group: group.id.clone(),
@@ -138,37 +397,51 @@ pub fn decide(
         });
     } else if forward_now {
         let text = forward_text(cfg, group, msg, member && !c.confirmed);
-        for t in targets {
+        for t in &targets {
             actions.push(Action::Forward {
-                group: t,
+                group: t.clone(),
                 text: text.clone(),
+                thread: Some(origin.clone()),
             });
         }
-    } else if cfg.relay.unconfirmed == Unconfirmed::Hold {
+        record.targets = targets;
+    } else if hold {
         actions.push(Action::Hold {
             group: group.id.clone(),
             until_ms: now_ms + cfg.relay.hold_for.as_millis() as u64,
-            targets,
+            targets: targets.clone(),
         });
+        record.targets = targets;
     } else {
         actions.push(Action::None {
             group: group.id.clone(),
             reason: "unconfirmed alert not forwarded (relay.unconfirmed = \"drop\")".into(),
         });
     }
-    Decision {
-        alert: c.alert,
-        categories: c.categories.clone(),
-        confirmed: c.confirmed,
-        advisory: c.advisory,
-        role,
-        actions,
+    let mut d = Decision::new(role, &c, actions);
+    d.effects.thread = Some(origin);
+    d.effects.record = Some(Box::new(record));
+    d
+}
+
+fn remind(cfg: &Config, group: &Group, msg: &InboundMessage) -> Action {
+    Action::Remind {
+        group: group.id.clone(),
+        reply_to: msg.message_id.clone(),
+        text: reminder_text(cfg, group, msg),
+        // By chat space: a WhatsApp member is one member through WAHA or Evolution.
+        cooldown_key: format!("{}:{}", msg.platform.chat_space(), msg.sender.id),
     }
 }
 
 /// The member's name as the config allows it: never a phone number or id.
 pub fn attribution(cfg: &Config, msg: &InboundMessage) -> Option<String> {
-    let name = msg.sender.name.as_deref()?.trim();
+    attribution_of(cfg, msg.sender.name.as_deref())
+}
+
+/// A display name as the config allows it in copies: never a number or id.
+pub fn attribution_of(cfg: &Config, name: Option<&str>) -> Option<String> {
+    let name = name?.trim();
     if name.is_empty()
         || name
             .chars()
@@ -207,24 +480,58 @@ fn fill(template: &str, cfg: &Config, village: &str, name: Option<&str>, text: &
         .replace("{text}", text)
 }
 
+/// A member's text as copies show it: trimmed, phone numbers masked when
+/// the config says so.
+fn body(cfg: &Config, text: &str) -> String {
+    let body = text.trim();
+    if cfg.relay.mask_phone_numbers {
+        mask_phone_numbers(body)
+    } else {
+        body.to_string()
+    }
+}
+
 pub fn forward_text(
     cfg: &Config,
     origin: &Group,
     msg: &InboundMessage,
     unconfirmed: bool,
 ) -> String {
+    copy_text(
+        cfg,
+        origin,
+        attribution(cfg, msg).as_deref(),
+        &msg.text,
+        unconfirmed,
+    )
+}
+
+/// The copy of an alert with `text`, by `name` (already as attributed).
+fn copy_text(
+    cfg: &Config,
+    origin: &Group,
+    name: Option<&str>,
+    text: &str,
+    unconfirmed: bool,
+) -> String {
     let texts = cfg.texts_for(origin);
-    let mut body = msg.text.trim().to_string();
-    if cfg.relay.mask_phone_numbers {
-        body = mask_phone_numbers(&body);
-    }
-    let name = attribution(cfg, msg);
-    let mut out = fill(&texts.forward, cfg, &origin.name, name.as_deref(), &body);
+    let mut out = fill(&texts.forward, cfg, &origin.name, name, &body(cfg, text));
     if unconfirmed && !texts.unconfirmed_note.is_empty() {
         out.push('\n');
-        out.push_str(&fill(&texts.unconfirmed_note, cfg, &origin.name, None, ""));
+        out.push_str(&unconfirmed_note(cfg, origin));
     }
     out
+}
+
+/// The note under a copy of an unconfirmed alert.
+fn unconfirmed_note(cfg: &Config, origin: &Group) -> String {
+    fill(
+        &cfg.texts_for(origin).unconfirmed_note,
+        cfg,
+        &origin.name,
+        None,
+        "",
+    )
 }
 
 pub fn reminder_text(cfg: &Config, group: &Group, msg: &InboundMessage) -> String {
@@ -282,23 +589,26 @@ chat = "opheers"
             reply_to: None,
             at_ms: 0,
             edit: None,
+            quoted: None,
         }
     }
 
     fn run(c: &Config, m: &InboundMessage) -> Decision {
         let g = c.group(&GroupId::parse("veulen").unwrap()).unwrap();
-        decide(c, g, m, &HashSet::from(["relay".to_string()]), 0)
+        decide(
+            c,
+            g,
+            m,
+            &HashSet::from(["relay".to_string()]),
+            &Known::default(),
+            0,
+        )
     }
 
     fn kinds(d: &Decision) -> Vec<String> {
         d.actions
             .iter()
-            .map(|a| match a {
-                Action::Remind { group, .. } => format!("remind:{group}"),
-                Action::Forward { group, .. } => format!("forward:{group}"),
-                Action::Hold { group, .. } => format!("hold:{group}"),
-                Action::None { group, .. } => format!("none:{group}"),
-            })
+            .map(|a| format!("{}:{}", a.kind(), a.group()))
             .collect()
     }
 

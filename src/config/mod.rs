@@ -229,6 +229,10 @@ pub struct RelayPolicy {
     pub attribution: Attribution,
     pub mask_phone_numbers: bool,
     pub retention: Duration,
+    /// The same incident reported again within this window (in another
+    /// group, or copied by hand) joins the first report's thread instead
+    /// of fanning out again. Zero: never merged.
+    pub merge_window: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -315,14 +319,88 @@ pub struct Group {
     pub language: String,
 }
 
-/// The texts the relay writes, in one language. Placeholders: `{village}`,
-/// `{name}`, `{text}`, `{number}` (first emergency number), `{numbers}`.
-#[derive(Clone, Debug, Serialize)]
-pub struct Texts {
-    pub reminder: String,
-    pub unconfirmed_note: String,
-    pub forward: String,
+macro_rules! texts {
+    ($($field:ident),* $(,)?) => {
+        /// The texts the relay writes, in one language. Placeholders:
+        /// `{village}`, `{name}`, `{text}`, `{number}` (first emergency
+        /// number), `{numbers}`, and in coordinators' answers `{command}`,
+        /// `{count}`, `{groups}`, `{time}`. The `command_*` texts are the
+        /// command names.
+        #[derive(Clone, Debug, Serialize)]
+        pub struct Texts {
+            $(pub $field: String,)*
+        }
+
+        impl Texts {
+            /// Every key of `[texts.LANG]`.
+            pub const KEYS: &'static [&'static str] = &[$(stringify!($field)),*];
+
+            /// Builds the texts from a lookup by key; the keys it lacks on error.
+            fn from_lookup(
+                mut get: impl FnMut(&'static str) -> Option<String>,
+            ) -> Result<Texts, Vec<&'static str>> {
+                let mut missing = Vec::new();
+                $(
+                    let $field = get(stringify!($field));
+                    if $field.is_none() {
+                        missing.push(stringify!($field));
+                    }
+                )*
+                if !missing.is_empty() {
+                    return Err(missing);
+                }
+                Ok(Texts { $($field: $field.unwrap_or_default(),)* })
+            }
+
+            fn get(&self, key: &str) -> Option<&String> {
+                match key {
+                    $(stringify!($field) => Some(&self.$field),)*
+                    _ => None,
+                }
+            }
+        }
+
+        impl RawTexts {
+            fn get(&self, key: &str) -> Option<&Spanned<String>> {
+                match key {
+                    $(stringify!($field) => self.$field.as_ref(),)*
+                    _ => None,
+                }
+            }
+        }
+    };
 }
+
+texts!(
+    reminder,
+    unconfirmed_note,
+    forward,
+    followup,
+    all_clear,
+    corrected,
+    retracted,
+    also_reported,
+    command_retract,
+    command_forward,
+    command_status,
+    not_coordinator,
+    reply_needed,
+    retract_done,
+    retract_held,
+    already_retracted,
+    forward_done,
+    already_forwarded,
+    cannot_forward,
+    status_header,
+    status_line,
+    status_empty,
+);
+
+/// The texts a language without built-in texts must give itself; the
+/// others fall back to the English ones.
+const REQUIRED_TEXTS: [&str; 3] = ["reminder", "unconfirmed_note", "forward"];
+/// Texts that must show the member's message.
+const TEXTS_WITH_TEXT: [&str; 4] = ["forward", "followup", "all_clear", "corrected"];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RouteTargets {
@@ -530,65 +608,75 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
         Ok(t) => t,
         Err(e) => panic!("built-in texts are invalid: {e}"),
     };
-    let mut texts: BTreeMap<String, Texts> = builtin
-        .into_iter()
-        .filter_map(|(lang, t)| {
-            Some((
-                lang,
-                Texts {
-                    reminder: t.reminder?.into_inner(),
-                    unconfirmed_note: t.unconfirmed_note?.into_inner(),
-                    forward: t.forward?.into_inner(),
-                },
-            ))
-        })
-        .collect();
+    let mut texts: BTreeMap<String, Texts> = BTreeMap::new();
+    for (lang, t) in &builtin {
+        match Texts::from_lookup(|k| t.get(k).map(|v| v.get_ref().clone())) {
+            Ok(t) => {
+                texts.insert(lang.clone(), t);
+            }
+            Err(missing) => panic!("built-in texts [{lang}] lack {missing:?}"),
+        }
+    }
+    let english = texts.get("en").cloned();
     for (lang, t) in &raw.texts {
-        let known = texts.get(lang.get_ref()).cloned();
-        let pick = |v: &Option<Spanned<String>>, base: Option<&String>| {
-            v.as_ref().map(|s| s.get_ref().clone()).or(base.cloned())
-        };
-        let reminder = pick(&t.reminder, known.as_ref().map(|k| &k.reminder));
-        let note = pick(
-            &t.unconfirmed_note,
-            known.as_ref().map(|k| &k.unconfirmed_note),
-        );
-        let forward = pick(&t.forward, known.as_ref().map(|k| &k.forward));
-        for (key, v) in [
-            ("reminder", &t.reminder),
-            ("unconfirmed_note", &t.unconfirmed_note),
-            ("forward", &t.forward),
-        ] {
-            if let Some(v) = v {
-                check_placeholders(cx, v, &format!("texts.{}.{key}", lang.get_ref()));
+        let l = lang.get_ref();
+        let known = texts.get(l).cloned();
+        for key in Texts::KEYS {
+            if let Some(v) = t.get(key) {
+                check_placeholders(cx, v, &format!("texts.{l}.{key}"));
             }
         }
-        match (reminder, note, forward) {
-            (Some(reminder), Some(unconfirmed_note), Some(forward)) => {
-                if !forward.contains("{text}") {
-                    let span = t.forward.as_ref().map_or(lang.span(), |f| f.span());
+        if known.is_none() {
+            let missing: Vec<&str> = REQUIRED_TEXTS
+                .iter()
+                .copied()
+                .filter(|k| t.get(k).is_none())
+                .collect();
+            if !missing.is_empty() {
+                cx.err(
+                    lang.span(),
+                    format!(
+                        "texts.{l}: a language without built-in texts needs reminder, unconfirmed_note and forward"
+                    ),
+                );
+                continue;
+            }
+        }
+        let base = known.as_ref().or(english.as_ref());
+        let built = Texts::from_lookup(|k| {
+            t.get(k)
+                .map(|v| v.get_ref().clone())
+                .or_else(|| base.and_then(|b| b.get(k).cloned()))
+        });
+        let Ok(built) = built else {
+            cx.err(lang.span(), format!("texts.{l}: incomplete"));
+            continue;
+        };
+        for key in TEXTS_WITH_TEXT {
+            if let Some(v) = t.get(key) {
+                if !v.get_ref().contains("{text}") {
+                    cx.err(v.span(), format!("texts.{l}.{key} must contain {{text}}"));
+                }
+            }
+        }
+        for key in ["command_retract", "command_forward", "command_status"] {
+            if let Some(v) = t.get(key) {
+                let c = v.get_ref();
+                let ok = c.starts_with('/')
+                    && c.len() > 1
+                    && c.len() <= 32
+                    && c[1..]
+                        .chars()
+                        .all(|ch| ch.is_alphanumeric() || ch == '_' || ch == '-');
+                if !ok {
                     cx.err(
-                        span,
-                        format!("texts.{}.forward must contain {{text}}", lang.get_ref()),
+                        v.span(),
+                        format!("texts.{l}.{key}: a command is `/` and one word, like \"/status\""),
                     );
                 }
-                texts.insert(
-                    lang.get_ref().clone(),
-                    Texts {
-                        reminder,
-                        unconfirmed_note,
-                        forward,
-                    },
-                );
             }
-            _ => cx.err(
-                lang.span(),
-                format!(
-                    "texts.{}: a language without built-in texts needs reminder, unconfirmed_note and forward",
-                    lang.get_ref()
-                ),
-            ),
         }
+        texts.insert(l.clone(), built);
     }
     let known_langs = texts.keys().cloned().collect::<Vec<_>>().join(", ");
 
@@ -760,6 +848,7 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
         attribution,
         mask_phone_numbers: raw.relay.mask_phone_numbers.unwrap_or(true),
         retention: dur(cx, &raw.relay.retention, "30d", "relay.retention"),
+        merge_window: dur(cx, &raw.relay.merge_window, "2h", "relay.merge_window"),
     };
     let delivery = DeliveryPolicy {
         send_timeout: dur(
@@ -1315,7 +1404,9 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
     })
 }
 
-const PLACEHOLDERS: [&str; 5] = ["village", "name", "text", "number", "numbers"];
+const PLACEHOLDERS: [&str; 9] = [
+    "village", "name", "text", "number", "numbers", "command", "count", "groups", "time",
+];
 
 fn check_placeholders(cx: &mut Cx, v: &Spanned<String>, key: &str) {
     let s = v.get_ref();
@@ -1330,7 +1421,7 @@ fn check_placeholders(cx: &mut Cx, v: &Spanned<String>, key: &str) {
         if !PLACEHOLDERS.contains(&name) {
             cx.err(
                 v.span(),
-                format!("{key}: unknown placeholder {{{name}}} (use {{village}}, {{name}}, {{text}}, {{number}}, {{numbers}})"),
+                format!("{key}: unknown placeholder {{{name}}} (use {{village}}, {{name}}, {{text}}, {{number}}, {{numbers}}, {{command}}, {{count}}, {{groups}}, {{time}})"),
             );
         }
         rest = &after[close + 1..];

@@ -56,6 +56,8 @@ pub struct RawRelay {
     pub attribution: Option<Spanned<String>>,
     pub mask_phone_numbers: Option<bool>,
     pub retention: Option<Spanned<String>>,
+    /// The same incident reported again within this window is one thread.
+    pub merge_window: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -121,6 +123,16 @@ pub struct RawProtocol {
     pub not_an_alert: Vec<Spanned<String>>,
     #[serde(default)]
     pub police: RawPolice,
+    /// A reply that says an alert is over: false alarm, a harmless
+    /// explanation, all clear ("vals alarm", "het was de buurman").
+    #[serde(default)]
+    pub all_clear: Vec<Spanned<String>>,
+    /// Sentences that deny an all-clear ("dit is geen vals alarm").
+    #[serde(default)]
+    pub not_all_clear: Vec<Spanned<String>>,
+    /// A reply not worth relaying to every group ("bedankt", "👍", "waar?").
+    #[serde(default)]
+    pub not_a_followup: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -143,14 +155,40 @@ pub struct RawPolice {
     pub not_called: Vec<Spanned<String>>,
     #[serde(default)]
     pub question: Vec<Spanned<String>>,
+    /// Short confirmations that count only as the sender's follow-up to
+    /// their own alert ("ja, gebeld", "gedaan").
+    #[serde(default)]
+    pub called_followup: Vec<Spanned<String>>,
 }
 
+/// `[texts.LANG]`: every key optional (a built-in language keeps the
+/// built-in text for what is not given). The list of keys is
+/// [`crate::config::Texts::KEYS`].
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTexts {
     pub reminder: Option<Spanned<String>>,
     pub unconfirmed_note: Option<Spanned<String>>,
     pub forward: Option<Spanned<String>>,
+    pub followup: Option<Spanned<String>>,
+    pub all_clear: Option<Spanned<String>>,
+    pub corrected: Option<Spanned<String>>,
+    pub retracted: Option<Spanned<String>>,
+    pub also_reported: Option<Spanned<String>>,
+    pub command_retract: Option<Spanned<String>>,
+    pub command_forward: Option<Spanned<String>>,
+    pub command_status: Option<Spanned<String>>,
+    pub not_coordinator: Option<Spanned<String>>,
+    pub reply_needed: Option<Spanned<String>>,
+    pub retract_done: Option<Spanned<String>>,
+    pub retract_held: Option<Spanned<String>>,
+    pub already_retracted: Option<Spanned<String>>,
+    pub forward_done: Option<Spanned<String>>,
+    pub already_forwarded: Option<Spanned<String>>,
+    pub cannot_forward: Option<Spanned<String>>,
+    pub status_header: Option<Spanned<String>>,
+    pub status_line: Option<Spanned<String>>,
+    pub status_empty: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

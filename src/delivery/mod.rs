@@ -241,10 +241,14 @@ impl Dispatcher {
             self.in_flight.insert(entry.msg.chat.clone());
             let msg = entry.msg.clone();
             let platform = platform.clone();
+            let store = self.state.store.clone();
             let tx = self.done_tx.clone();
             tokio::spawn(async move {
                 let started = Instant::now();
-                let result = match tokio::time::timeout(timeout, platform.send(&msg)).await {
+                // A follow-up finds its thread's copy in this chat now, when
+                // its turn has come (see `thread_map`).
+                let send = crate::thread_map::deliver(store.as_ref(), platform.as_ref(), &msg);
+                let result = match tokio::time::timeout(timeout, send).await {
                     Ok(r) => r,
                     Err(_) => Err(SendError::Transient(format!(
                         "no answer within {timeout:?}"

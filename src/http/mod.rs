@@ -35,6 +35,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             "/sandbox/{group}/messages",
             post(sandbox::post_message).get(sandbox::list_messages),
         )
+        .route(
+            "/sandbox/{group}/messages/{id}",
+            axum::routing::patch(sandbox::edit_message),
+        )
         .route("/sandbox/events", get(playground::events))
         .route("/api/playground", get(playground::info))
         .route("/api/simulate", post(playground::simulate))

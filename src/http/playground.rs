@@ -140,18 +140,30 @@ struct PlaygroundGroup {
     police: Vec<String>,
 }
 
-/// A coordinator command the playground can offer (hook: none exist yet).
+/// A coordinator command the playground offers to coordinators.
 #[derive(Serialize)]
 pub struct Command {
-    pub usage: &'static str,
-    pub description: &'static str,
+    pub usage: String,
+    pub description: String,
 }
 
-/// The coordinator commands this relay version understands. When the relay
-/// learns commands (force a forward, retract...), list them here and the
-/// playground shows them to coordinators.
-pub fn coordinator_commands() -> Vec<Command> {
-    Vec::new()
+/// The coordinator commands, named in the network's language (every
+/// language's names work in every group; see `relay::commands`).
+pub fn coordinator_commands(cfg: &crate::config::Config, lang: Lang) -> Vec<Command> {
+    let Some(t) = cfg.texts.get(&cfg.network.language) else {
+        return Vec::new();
+    };
+    [
+        (&t.command_retract, "cmd_retract"),
+        (&t.command_forward, "cmd_forward"),
+        (&t.command_status, "cmd_status"),
+    ]
+    .into_iter()
+    .map(|(usage, key)| Command {
+        usage: usage.clone(),
+        description: lang.t(key).to_string(),
+    })
+    .collect()
 }
 
 #[derive(Serialize)]
@@ -190,7 +202,7 @@ pub async fn info(State(state): State<AppState>) -> Json<PlaygroundInfo> {
         network: cfg.network.name.clone(),
         language: lang.code(),
         groups,
-        commands: coordinator_commands(),
+        commands: coordinator_commands(cfg, lang),
         categories: cfg
             .rules
             .category_names()
@@ -274,8 +286,17 @@ pub async fn simulate(
         reply_to: None,
         at_ms: now_ms(),
         edit: None,
+        quoted: None,
     };
-    let decision = relay::decide(cfg, group, &msg, &rt.own_ids(group.platform), now_ms());
+    // A dry run: judged as a fresh message, outside any thread.
+    let decision = relay::decide(
+        cfg,
+        group,
+        &msg,
+        &rt.own_ids(group.platform),
+        &Default::default(),
+        now_ms(),
+    );
     Ok(Json(SimulateAnswer {
         group: group.id.to_string(),
         decision,

@@ -1,4 +1,5 @@
-//! The sandbox platform's HTTP face: post as a member, read a group's chat.
+//! The sandbox platform's HTTP face: post as a member, edit your message,
+//! read a group's chat.
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -9,8 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::ApiError;
 use crate::config::{GroupId, PlatformKind};
 use crate::ingest::{self, Outcome};
-use crate::message::{Inbound, InboundMessage, Sender};
-use crate::relay::Action;
+use crate::message::{Inbound, InboundMessage, Quoted, Sender};
 use crate::startup::AppState;
 use crate::store::SandboxMessage;
 use crate::time::now_ms;
@@ -100,10 +100,25 @@ pub async fn post_message(
             reply_to: p.reply_to.clone(),
             from_relay: false,
             at_ms: now_ms(),
+            edited_ms: None,
         },
     )?;
     // Stored first, then announced: the live view never shows what is not kept.
     state.sandbox_feed.publish(g.id.as_str(), stored.clone());
+    // The replied message, as a platform quotes it (for `/doorsturen`).
+    let quoted = match &p.reply_to {
+        Some(r) => state.store.sandbox_get(g.chat.as_str(), r)?.map(|q| {
+            Box::new(Quoted {
+                text: q.text,
+                sender: Some(Sender {
+                    id: q.sender,
+                    name: q.sender_name,
+                    is_bot: q.from_relay,
+                }),
+            })
+        }),
+        None => None,
+    };
     let inbound = InboundMessage {
         account: g.account.clone(),
         platform: PlatformKind::Sandbox,
@@ -118,10 +133,15 @@ pub async fn post_message(
         reply_to: p.reply_to,
         at_ms: stored.at_ms,
         edit: None,
+        quoted,
     };
     let outcome = ingest::handle(&state, &rt, Inbound::Message(inbound)).await?;
+    Ok((StatusCode::CREATED, Json(summary(stored, outcome))))
+}
+
+fn summary(message: SandboxMessage, outcome: Outcome) -> PostAnswer {
     let mut answer = PostAnswer {
-        message: stored,
+        message,
         outcome: "ignored",
         alert: false,
         categories: vec![],
@@ -137,30 +157,82 @@ pub async fn post_message(
             answer.actions = d
                 .actions
                 .iter()
-                .map(|a| match a {
-                    Action::Remind { group, .. } => ActionSummary {
-                        kind: "remind",
-                        group: group.to_string(),
-                    },
-                    Action::Forward { group, .. } => ActionSummary {
-                        kind: "forward",
-                        group: group.to_string(),
-                    },
-                    Action::Hold { group, .. } => ActionSummary {
-                        kind: "hold",
-                        group: group.to_string(),
-                    },
-                    Action::None { group, .. } => ActionSummary {
-                        kind: "none",
-                        group: group.to_string(),
-                    },
+                .map(|a| ActionSummary {
+                    kind: a.kind(),
+                    group: a.group().to_string(),
                 })
                 .collect();
         }
         Outcome::Duplicate => answer.outcome = "duplicate",
         Outcome::Ignored(_) | Outcome::UnknownChat => {}
     }
-    Ok((StatusCode::CREATED, Json(answer)))
+    answer
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditMessage {
+    /// Who edits: only the message's own sender may.
+    sender: String,
+    text: String,
+}
+
+/// `PATCH /sandbox/{group}/messages/{id}`: a member edits their message,
+/// as on a platform that allows edits. The relay sees an edit (and changes
+/// the copies of an alert).
+pub async fn edit_message(
+    State(state): State<AppState>,
+    Path((group, id)): Path<(String, String)>,
+    body: Result<Json<EditMessage>, JsonRejection>,
+) -> Result<Json<PostAnswer>, ApiError> {
+    let (g, rt) = sandbox_group(&state, &group)?;
+    let Json(p) = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge,
+        _ => ApiError::BadRequest(
+            e.body_text()
+                .lines()
+                .next()
+                .unwrap_or("bad JSON")
+                .to_string(),
+        ),
+    })?;
+    if p.text.trim().is_empty() || p.text.chars().count() > MAX_TEXT {
+        return Err(ApiError::BadRequest(format!(
+            "text must be 1 to {MAX_TEXT} characters"
+        )));
+    }
+    let Some(old) = state.store.sandbox_get(g.chat.as_str(), &id)? else {
+        return Err(ApiError::NotFound("no such message".into()));
+    };
+    if old.from_relay || old.sender != p.sender.trim() {
+        return Err(ApiError::Forbidden);
+    }
+    let at = now_ms();
+    let Some(edited) = state
+        .store
+        .sandbox_edit(g.chat.as_str(), &id, &p.text, at)?
+    else {
+        return Err(ApiError::NotFound("no such message".into()));
+    };
+    state.sandbox_feed.publish(g.id.as_str(), edited.clone());
+    let inbound = InboundMessage {
+        account: g.account.clone(),
+        platform: PlatformKind::Sandbox,
+        chat: g.chat.clone(),
+        message_id: edited.id.clone(),
+        sender: Sender {
+            id: edited.sender.clone(),
+            name: edited.sender_name.clone(),
+            is_bot: false,
+        },
+        text: p.text,
+        reply_to: edited.reply_to.clone(),
+        at_ms: edited.at_ms,
+        edit: Some(at),
+        quoted: None,
+    };
+    let outcome = ingest::handle(&state, &rt, Inbound::Message(inbound)).await?;
+    Ok(Json(summary(edited, outcome)))
 }
 
 #[derive(Deserialize)]

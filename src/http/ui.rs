@@ -323,6 +323,30 @@ const LABELS: &[(&str, [&str; 3])] = &[
         ],
     ),
     (
+        "cmd_retract",
+        [
+            "Antwoord hiermee op een melding (of een kopie): alle kopieën worden verwijderd of rechtgezet.",
+            "Répondez avec ceci à une alerte (ou une copie) : toutes les copies sont supprimées ou corrigées.",
+            "Reply with this to an alert (or a copy): every copy is deleted or corrected.",
+        ],
+    ),
+    (
+        "cmd_forward",
+        [
+            "Antwoord hiermee op een bericht: het wordt nu doorgestuurd (ook een melding die wacht).",
+            "Répondez avec ceci à un message : il est transféré maintenant (aussi une alerte en attente).",
+            "Reply with this to a message: it is forwarded now (also an alert that is held).",
+        ],
+    ),
+    (
+        "cmd_status",
+        [
+            "De laatste meldingen van het netwerk en waar elke kopie staat.",
+            "Les derniers signalements du réseau et où en est chaque copie.",
+            "The network's last alerts and where each copy stands.",
+        ],
+    ),
+    (
         "no_commands",
         [
             "Nog geen commando's in deze versie. Meldingen van coördinatoren gaan zonder herinnering door.",

@@ -35,7 +35,7 @@ use serde_json::{Value, json};
 use super::whatsapp::{self, canonical_jid};
 use super::{Platform, SendError, WebhookError, secret_matches};
 use crate::config::{Account, ChatId, PlatformKind, PlatformSettings};
-use crate::message::{Inbound, InboundMessage, Outbound, Sender, Sent};
+use crate::message::{Inbound, InboundMessage, Outbound, Quoted, Sender, Sent};
 use crate::store::Store;
 
 pub const APIKEY_HEADER: &str = "apikey";
@@ -153,6 +153,27 @@ fn text_and_quote(m: &Value) -> (Option<String>, Option<String>) {
     (text, quote)
 }
 
+/// The text of the message a reply quotes, when WhatsApp sent it along.
+fn quoted_text(m: &Value) -> Option<String> {
+    let m = unwrap_message(m);
+    let q = [
+        "/extendedTextMessage/contextInfo/quotedMessage",
+        "/imageMessage/contextInfo/quotedMessage",
+        "/videoMessage/contextInfo/quotedMessage",
+    ]
+    .iter()
+    .find_map(|p| m.pointer(p))?;
+    [
+        "/conversation",
+        "/extendedTextMessage/text",
+        "/imageMessage/caption",
+    ]
+    .iter()
+    .find_map(|p| q.pointer(p).and_then(Value::as_str))
+    .filter(|s| !s.trim().is_empty())
+    .map(str::to_string)
+}
+
 fn has_media(m: &Value) -> bool {
     let m = unwrap_message(m);
     [
@@ -202,6 +223,7 @@ impl Evolution {
                 .and_then(Value::as_str)
                 .map(str::to_string)
         });
+        let quoted = quoted_text(&u.message).map(|text| Box::new(Quoted { text, sender: None }));
         let is_group = chat.as_str().ends_with("@g.us");
         let sender_id = if u.key.from_me {
             // The linked number's owner, typing on the phone (our own posts
@@ -231,6 +253,7 @@ impl Evolution {
             reply_to: quote,
             at_ms: whatsapp::unix_seconds(Some(&u.message_timestamp)).saturating_mul(1000),
             edit: None,
+            quoted,
         }))
     }
 

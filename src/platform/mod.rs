@@ -56,6 +56,18 @@ pub enum SendError {
     Permanent(String),
 }
 
+/// Why a copy could not be edited or deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    /// The platform (or this message: too old, not ours) does not allow it;
+    /// the relay posts a correction or retraction as a reply instead.
+    #[error("not supported by the platform")]
+    NotSupported,
+    /// The request failed; retried, waited for or given up as for a send.
+    #[error(transparent)]
+    Failed(#[from] SendError),
+}
+
 #[async_trait]
 pub trait Platform: Send + Sync {
     fn kind(&self) -> PlatformKind;
@@ -81,6 +93,20 @@ pub trait Platform: Send + Sync {
 
     /// Sends one message.
     async fn send(&self, msg: &Outbound) -> Result<Sent, SendError>;
+
+    /// Replaces the text of message `message_id`, which the relay posted in
+    /// `msg.chat`, with `msg.text`. Default: not supported (the relay posts
+    /// a correction as a reply instead).
+    async fn edit(&self, _msg: &Outbound, _message_id: &str) -> Result<(), ChangeError> {
+        Err(ChangeError::NotSupported)
+    }
+
+    /// Deletes message `message_id`, which the relay posted in `msg.chat`; a
+    /// message that is gone already counts as deleted. Default: not
+    /// supported (the relay posts a retraction as a reply instead).
+    async fn delete(&self, _msg: &Outbound, _message_id: &str) -> Result<(), ChangeError> {
+        Err(ChangeError::NotSupported)
+    }
 }
 
 /// Builds the adapter for one configured account. `feed` is where sandbox

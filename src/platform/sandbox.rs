@@ -15,7 +15,7 @@ use axum::http::HeaderMap;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use super::{Platform, SendError, WebhookError};
+use super::{ChangeError, Platform, SendError, WebhookError};
 use crate::config::{Account, PlatformKind};
 use crate::message::{Inbound, Outbound, Sent};
 use crate::store::{SandboxMessage, Store};
@@ -26,6 +26,10 @@ pub struct SandboxEvent {
     /// The group id (as in the config and in `/sandbox/{group}/...`).
     pub group: String,
     pub message: SandboxMessage,
+    /// The message was deleted (a retracted copy); otherwise it is new or,
+    /// with `edited_ms`, changed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
 }
 
 /// What a feed subscriber receives.
@@ -58,6 +62,16 @@ impl SandboxFeed {
         let _ = self.tx.send(FeedItem::Message(Arc::new(SandboxEvent {
             group: group.to_string(),
             message,
+            deleted: false,
+        })));
+    }
+
+    /// Publishes that a stored message was deleted.
+    pub fn publish_deleted(&self, group: &str, message: SandboxMessage) {
+        let _ = self.tx.send(FeedItem::Message(Arc::new(SandboxEvent {
+            group: group.to_string(),
+            message,
+            deleted: true,
         })));
     }
 
@@ -127,11 +141,43 @@ impl Platform for Sandbox {
                     reply_to: msg.reply_to.clone(),
                     from_relay: true,
                     at_ms: now_ms(),
+                    edited_ms: None,
                 },
             )
             .map_err(|e| SendError::Transient(e.to_string()))?;
         let message_id = stored.id.clone();
         self.feed.publish(msg.group.as_str(), stored);
         Ok(Sent { message_id })
+    }
+
+    /// The sandbox edits in its store, like a platform that allows edits.
+    async fn edit(&self, msg: &Outbound, message_id: &str) -> Result<(), ChangeError> {
+        match self
+            .store
+            .sandbox_edit(msg.chat.as_str(), message_id, &msg.text, now_ms())
+            .map_err(|e| SendError::Transient(e.to_string()))?
+        {
+            Some(changed) => {
+                self.feed.publish(msg.group.as_str(), changed);
+                Ok(())
+            }
+            // Gone: the relay posts the correction as a message instead.
+            None => Err(ChangeError::NotSupported),
+        }
+    }
+
+    async fn delete(&self, msg: &Outbound, message_id: &str) -> Result<(), ChangeError> {
+        let chat = msg.chat.as_str();
+        let old = self
+            .store
+            .sandbox_get(chat, message_id)
+            .map_err(|e| SendError::Transient(e.to_string()))?;
+        self.store
+            .sandbox_delete(chat, message_id)
+            .map_err(|e| SendError::Transient(e.to_string()))?;
+        if let Some(old) = old {
+            self.feed.publish_deleted(msg.group.as_str(), old);
+        }
+        Ok(())
     }
 }

@@ -7,7 +7,10 @@
 //! ignored, `migrate_to_chat_id` is reported.
 //!
 //! Sending: `sendMessage` with `reply_parameters`; `{ok:false, error_code:429,
-//! parameters.retry_after}` becomes [`SendError::RateLimited`].
+//! parameters.retry_after}` becomes [`SendError::RateLimited`]. Copies are
+//! changed with `editMessageText` and `deleteMessage`; a message Telegram
+//! will not change (a bot may delete its messages for 48 hours only) is
+//! [`ChangeError::NotSupported`], so the relay replies instead.
 
 use std::time::Duration;
 
@@ -16,9 +19,9 @@ use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Platform, SendError, WebhookError, secret_matches};
+use super::{ChangeError, Platform, SendError, WebhookError, secret_matches};
 use crate::config::{Account, ChatId, PlatformKind, Secret};
-use crate::message::{Inbound, InboundMessage, Outbound, Sender, Sent};
+use crate::message::{Inbound, InboundMessage, Outbound, Quoted, Sender, Sent};
 
 pub const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
 /// Telegram's limit is 4096 UTF-16 units; stay safely below.
@@ -75,6 +78,9 @@ struct Message {
 #[derive(Deserialize)]
 struct ReplyTo {
     message_id: i64,
+    from: Option<User>,
+    text: Option<String>,
+    caption: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -92,18 +98,15 @@ struct Chat {
     kind: String,
 }
 
+/// An answer of the Bot API. `result` is a message for `sendMessage` and
+/// `editMessageText`, and `true` for `deleteMessage`.
 #[derive(Deserialize)]
 struct ApiResponse {
     ok: bool,
-    result: Option<ApiMessage>,
+    result: Option<serde_json::Value>,
     error_code: Option<i64>,
     description: Option<String>,
     parameters: Option<ApiParameters>,
-}
-
-#[derive(Deserialize)]
-struct ApiMessage {
-    message_id: i64,
 }
 
 #[derive(Deserialize)]
@@ -138,9 +141,23 @@ impl Telegram {
                 reason: "no sender (anonymous admin or channel)",
             });
         };
-        let name = match from.last_name {
-            Some(l) => format!("{} {l}", from.first_name),
-            None => from.first_name,
+        let name = full_name(from.first_name, from.last_name);
+        let (reply_to, quoted) = match m.reply_to_message {
+            Some(r) => {
+                let r = *r;
+                let quoted = r.text.or(r.caption).map(|text| {
+                    Box::new(Quoted {
+                        text,
+                        sender: r.from.map(|u| Sender {
+                            id: u.id.to_string(),
+                            name: Some(full_name(u.first_name, u.last_name)),
+                            is_bot: u.is_bot,
+                        }),
+                    })
+                });
+                (Some(r.message_id.to_string()), quoted)
+            }
+            None => (None, None),
         };
         Ok(Inbound::Message(InboundMessage {
             account: self.account.id.clone(),
@@ -153,14 +170,119 @@ impl Telegram {
                 is_bot: from.is_bot,
             },
             text,
-            reply_to: m.reply_to_message.map(|r| r.message_id.to_string()),
+            reply_to,
             at_ms: u64::try_from(m.date).unwrap_or(0) * 1000,
             edit: if edited {
                 Some(u64::try_from(m.edit_date.unwrap_or(m.date)).unwrap_or(0))
             } else {
                 None
             },
+            quoted,
         }))
+    }
+
+    /// Calls one Bot API method; `Ok` carries `result`.
+    async fn call(
+        &self,
+        method: &str,
+        body: &serde_json::Value,
+        chat: &ChatId,
+        group: &str,
+    ) -> Result<serde_json::Value, ApiFailure> {
+        let Some(token) = self.token() else {
+            return Err(ApiFailure::Send(SendError::Permanent(
+                "account has no token".into(),
+            )));
+        };
+        let url = format!("{}/bot{}/{method}", self.account.api_url, token.expose());
+        let resp = self
+            .http
+            .post(url)
+            .json(body)
+            .send()
+            .await
+            // The URL holds the token: never let it reach an error message.
+            .map_err(|e| ApiFailure::Send(SendError::Transient(e.without_url().to_string())))?;
+        let status = resp.status();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| ApiFailure::Send(SendError::Transient(e.without_url().to_string())))?;
+        let parsed: Option<ApiResponse> = serde_json::from_slice(&bytes).ok();
+        match parsed {
+            Some(ApiResponse {
+                ok: true,
+                result: Some(r),
+                ..
+            }) => Ok(r),
+            Some(r) if !r.ok => {
+                let code = r.error_code.unwrap_or(i64::from(status.as_u16()));
+                let desc = r.description.unwrap_or_default();
+                let params = r.parameters;
+                if code == 429 {
+                    let secs = params.as_ref().and_then(|p| p.retry_after).unwrap_or(5);
+                    return Err(ApiFailure::Send(SendError::RateLimited(
+                        Duration::from_secs(secs),
+                    )));
+                }
+                if let Some(to) = params.as_ref().and_then(|p| p.migrate_to_chat_id) {
+                    tracing::error!(
+                        account = %self.account.id,
+                        chat = %chat,
+                        new_chat = to,
+                        "telegram group was upgraded to a supergroup: set chat = \"{to}\" for group `{group}` in the config",
+                    );
+                    return Err(ApiFailure::Send(SendError::Permanent(format!(
+                        "chat migrated to {to}; update the config"
+                    ))));
+                }
+                if code >= 500 || status.is_server_error() {
+                    Err(ApiFailure::Send(SendError::Transient(format!(
+                        "telegram {code}: {desc}"
+                    ))))
+                } else {
+                    Err(ApiFailure::Refused(code, desc))
+                }
+            }
+            _ if status.is_server_error() || status.as_u16() == 429 => Err(ApiFailure::Send(
+                SendError::Transient(format!("telegram HTTP {status}")),
+            )),
+            _ => Err(ApiFailure::Send(SendError::Transient(format!(
+                "telegram HTTP {status}: unreadable answer"
+            )))),
+        }
+    }
+
+    fn message_body(chat: &ChatId, message_id: &str) -> Result<serde_json::Value, ChangeError> {
+        let Ok(id) = message_id.parse::<i64>() else {
+            // Not a Telegram message id (a record from another platform):
+            // nothing Telegram can change.
+            return Err(ChangeError::NotSupported);
+        };
+        Ok(json!({ "chat_id": chat_json(chat), "message_id": id }))
+    }
+}
+
+/// A failed Bot API call: a send error as the workers know it, or a 4xx
+/// refusal with Telegram's code and description (which edit and delete
+/// read before deciding).
+enum ApiFailure {
+    Send(SendError),
+    Refused(i64, String),
+}
+
+fn full_name(first: String, last: Option<String>) -> String {
+    match last {
+        Some(l) => format!("{first} {l}"),
+        None => first,
+    }
+}
+
+/// Telegram wants numeric chat ids as numbers, `@channel` names as strings.
+fn chat_json(chat: &ChatId) -> serde_json::Value {
+    match chat.as_str().parse::<i64>() {
+        Ok(n) => json!(n),
+        Err(_) => json!(chat.as_str()),
     }
 }
 
@@ -203,16 +325,9 @@ impl Platform for Telegram {
     }
 
     async fn send(&self, msg: &Outbound) -> Result<Sent, SendError> {
-        let Some(token) = self.token() else {
-            return Err(SendError::Permanent("account has no token".into()));
-        };
-        let chat_id = match msg.chat.as_str().parse::<i64>() {
-            Ok(n) => json!(n),
-            Err(_) => json!(msg.chat.as_str()),
-        };
         let text: String = msg.text.chars().take(MAX_TEXT_CHARS).collect();
         let mut body = json!({
-            "chat_id": chat_id,
+            "chat_id": chat_json(&msg.chat),
             "text": text,
             "link_preview_options": {"is_disabled": true},
         });
@@ -222,60 +337,59 @@ impl Platform for Telegram {
                 "allow_sending_without_reply": true,
             });
         }
-        let url = format!("{}/bot{}/sendMessage", self.account.api_url, token.expose());
-        let resp = self
-            .http
-            .post(url)
-            .json(&body)
-            .send()
+        match self
+            .call("sendMessage", &body, &msg.chat, msg.group.as_str())
             .await
-            // The URL holds the token: never let it reach an error message.
-            .map_err(|e| SendError::Transient(e.without_url().to_string()))?;
-        let status = resp.status();
-        let bytes = resp
-            .bytes()
+        {
+            Ok(result) => match result.get("message_id").and_then(|v| v.as_i64()) {
+                Some(id) => Ok(Sent {
+                    message_id: id.to_string(),
+                }),
+                None => Err(SendError::Transient(
+                    "telegram: answer without a message_id".into(),
+                )),
+            },
+            Err(ApiFailure::Send(e)) => Err(e),
+            Err(ApiFailure::Refused(code, desc)) => {
+                Err(SendError::Permanent(format!("telegram {code}: {desc}")))
+            }
+        }
+    }
+
+    async fn edit(&self, msg: &Outbound, message_id: &str) -> Result<(), ChangeError> {
+        let mut body = Self::message_body(&msg.chat, message_id)?;
+        body["text"] = json!(msg.text.chars().take(MAX_TEXT_CHARS).collect::<String>());
+        body["link_preview_options"] = json!({"is_disabled": true});
+        match self
+            .call("editMessageText", &body, &msg.chat, msg.group.as_str())
             .await
-            .map_err(|e| SendError::Transient(e.without_url().to_string()))?;
-        let parsed: Option<ApiResponse> = serde_json::from_slice(&bytes).ok();
-        match parsed {
-            Some(ApiResponse {
-                ok: true,
-                result: Some(m),
-                ..
-            }) => Ok(Sent {
-                message_id: m.message_id.to_string(),
-            }),
-            Some(r) => {
-                let code = r.error_code.unwrap_or(i64::from(status.as_u16()));
-                let desc = r.description.unwrap_or_default();
-                let params = r.parameters;
-                if code == 429 {
-                    let secs = params.as_ref().and_then(|p| p.retry_after).unwrap_or(5);
-                    return Err(SendError::RateLimited(Duration::from_secs(secs)));
-                }
-                if let Some(to) = params.as_ref().and_then(|p| p.migrate_to_chat_id) {
-                    tracing::error!(
-                        account = %self.account.id,
-                        chat = %msg.chat,
-                        new_chat = to,
-                        "telegram group was upgraded to a supergroup: set chat = \"{to}\" for group `{}` in the config",
-                        msg.group
-                    );
-                    return Err(SendError::Permanent(format!(
-                        "chat migrated to {to}; update the config"
-                    )));
-                }
-                if code >= 500 || status.is_server_error() {
-                    Err(SendError::Transient(format!("telegram {code}: {desc}")))
-                } else {
-                    Err(SendError::Permanent(format!("telegram {code}: {desc}")))
-                }
-            }
-            None if status.is_server_error() || status.as_u16() == 429 => {
-                Err(SendError::Transient(format!("telegram HTTP {status}")))
-            }
-            None => Err(SendError::Transient(format!(
-                "telegram HTTP {status}: unreadable answer"
+        {
+            Ok(_) => Ok(()),
+            Err(ApiFailure::Send(e)) => Err(e.into()),
+            // The same text again (an edit that changed nothing the copy shows).
+            Err(ApiFailure::Refused(_, d)) if d.contains("not modified") => Ok(()),
+            // "message can't be edited", "message to edit not found": reply instead.
+            Err(ApiFailure::Refused(400, _)) => Err(ChangeError::NotSupported),
+            Err(ApiFailure::Refused(code, desc)) => Err(ChangeError::Failed(SendError::Permanent(
+                format!("telegram {code}: {desc}"),
+            ))),
+        }
+    }
+
+    async fn delete(&self, msg: &Outbound, message_id: &str) -> Result<(), ChangeError> {
+        let body = Self::message_body(&msg.chat, message_id)?;
+        match self
+            .call("deleteMessage", &body, &msg.chat, msg.group.as_str())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(ApiFailure::Send(e)) => Err(e.into()),
+            // Deleted already (by hand, by an admin): what we wanted.
+            Err(ApiFailure::Refused(_, d)) if d.contains("not found") => Ok(()),
+            // "message can't be deleted" (older than 48 hours, no rights): reply instead.
+            Err(ApiFailure::Refused(400, _)) => Err(ChangeError::NotSupported),
+            Err(ApiFailure::Refused(code, desc)) => Err(ChangeError::Failed(SendError::Permanent(
+                format!("telegram {code}: {desc}"),
             ))),
         }
     }
@@ -315,6 +429,39 @@ mod tests {
         assert_eq!(m.reply_to.as_deref(), Some("4"));
         assert_eq!(m.sender.id, "111");
         assert_eq!(m.at_ms, 1_700_000_000_000);
+    }
+
+    #[test]
+    fn a_reply_carries_the_quoted_text_and_its_author() {
+        let body = r#"{"update_id":10,"message":{"message_id":6,"from":{"id":9000,"is_bot":false,"first_name":"Marc"},"chat":{"id":-1001,"type":"supergroup"},"date":1700000001,"text":"/doorsturen","reply_to_message":{"message_id":5,"from":{"id":111,"is_bot":false,"first_name":"Jan","last_name":"Peeters"},"chat":{"id":-1001,"type":"supergroup"},"date":1700000000,"text":"Onze kat is weg"}}}"#;
+        let ev = tg(None)
+            .parse_webhook(&HeaderMap::new(), body.as_bytes())
+            .unwrap();
+        let Inbound::Message(m) = &ev[0] else {
+            panic!("{ev:?}")
+        };
+        assert_eq!(m.reply_to.as_deref(), Some("5"));
+        let q = m.quoted.as_ref().expect("quoted");
+        assert_eq!(q.text, "Onze kat is weg");
+        let s = q.sender.as_ref().expect("author");
+        assert_eq!(
+            (s.id.as_str(), s.name.as_deref()),
+            ("111", Some("Jan Peeters"))
+        );
+    }
+
+    #[test]
+    fn an_edited_message_is_an_edit_with_its_edit_date_as_version() {
+        let body = r#"{"update_id":11,"edited_message":{"message_id":5,"from":{"id":111,"is_bot":false,"first_name":"Jan"},"chat":{"id":-1001,"type":"supergroup"},"date":1700000000,"edit_date":1700000300,"text":"Verdachte wagen, 101 gebeld"}}"#;
+        let ev = tg(None)
+            .parse_webhook(&HeaderMap::new(), body.as_bytes())
+            .unwrap();
+        let Inbound::Message(m) = &ev[0] else {
+            panic!("{ev:?}")
+        };
+        assert_eq!(m.edit, Some(1_700_000_300));
+        assert_eq!(m.message_ref(), "telegram|-1001|5");
+        assert_eq!(m.dedup_key(), "telegram|-1001|5|edit1700000300");
     }
 
     #[test]

@@ -35,7 +35,7 @@ use serde_json::{Value, json};
 use super::whatsapp::{self, canonical_jid};
 use super::{Platform, SendError, WebhookError};
 use crate::config::{Account, ChatId, PlatformKind, PlatformSettings};
-use crate::message::{Inbound, InboundMessage, Outbound, Sender, Sent};
+use crate::message::{Inbound, InboundMessage, Outbound, Quoted, Sender, Sent};
 use crate::store::Store;
 
 pub const HMAC_HEADER: &str = "x-webhook-hmac";
@@ -107,6 +107,8 @@ struct Message {
 struct ReplyTo {
     id: Option<String>,
     participant: Option<String>,
+    /// The quoted message's text.
+    body: Option<String>,
 }
 
 /// The first string among these JSON pointers into the engine's raw data.
@@ -192,6 +194,17 @@ impl Waha {
                     .map(|id| (id, raw_str(&m.data, &["/quotedParticipant"])))
             })
             .map(|(id, participant)| serialized_id(&chat, id, participant));
+        let quoted = m.reply_to.as_ref().and_then(|r| {
+            let text = r.body.as_deref().filter(|b| !b.trim().is_empty())?;
+            Some(Box::new(Quoted {
+                text: text.to_string(),
+                sender: r.participant.as_deref().map(|p| Sender {
+                    id: canonical_jid(p),
+                    name: None,
+                    is_bot: false,
+                }),
+            }))
+        });
         Ok(Inbound::Message(InboundMessage {
             account: self.account.id.clone(),
             platform: PlatformKind::Waha,
@@ -207,6 +220,7 @@ impl Waha {
             reply_to,
             at_ms: whatsapp::unix_seconds(Some(&m.timestamp)).saturating_mul(1000),
             edit: None,
+            quoted,
         }))
     }
 }

@@ -193,6 +193,7 @@ impl WhatsappCloud {
             reply_to: m.context.and_then(|c| c.id),
             at_ms: whatsapp::unix_seconds(Some(&m.timestamp)).saturating_mul(1000),
             edit: None,
+            quoted: None,
         }))
     }
 }

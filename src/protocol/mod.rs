@@ -64,6 +64,10 @@ pub struct RuleSet {
     called: RegexSet,
     not_called: RegexSet,
     question: RegexSet,
+    called_followup: RegexSet,
+    all_clear: RegexSet,
+    not_all_clear: RegexSet,
+    not_a_followup: RegexSet,
 }
 
 impl std::fmt::Debug for RuleSet {
@@ -92,6 +96,10 @@ struct Lists {
     called: Vec<Pat>,
     not_called: Vec<Pat>,
     question: Vec<Pat>,
+    called_followup: Vec<Pat>,
+    all_clear: Vec<Pat>,
+    not_all_clear: Vec<Pat>,
+    not_a_followup: Vec<Pat>,
 }
 
 fn pats(v: &[Spanned<String>], user: bool) -> Vec<Pat> {
@@ -133,6 +141,11 @@ impl Lists {
         self.called.extend(pats(&raw.police.called, user));
         self.not_called.extend(pats(&raw.police.not_called, user));
         self.question.extend(pats(&raw.police.question, user));
+        self.called_followup
+            .extend(pats(&raw.police.called_followup, user));
+        self.all_clear.extend(pats(&raw.all_clear, user));
+        self.not_all_clear.extend(pats(&raw.not_all_clear, user));
+        self.not_a_followup.extend(pats(&raw.not_a_followup, user));
     }
 }
 
@@ -261,6 +274,15 @@ impl RuleSet {
             called: set(&lists.called, "police.called", &m, &mut errs),
             not_called: set(&lists.not_called, "police.not_called", &m, &mut errs),
             question: set(&lists.question, "police.question", &m, &mut errs),
+            called_followup: set(
+                &lists.called_followup,
+                "police.called_followup",
+                &m,
+                &mut errs,
+            ),
+            all_clear: set(&lists.all_clear, "all_clear", &m, &mut errs),
+            not_all_clear: set(&lists.not_all_clear, "not_all_clear", &m, &mut errs),
+            not_a_followup: set(&lists.not_a_followup, "not_a_followup", &m, &mut errs),
         };
         if errs.is_empty() {
             Ok(rules)
@@ -314,6 +336,38 @@ impl RuleSet {
             confirmed,
             advisory,
         }
+    }
+
+    /// Does a follow-up of the sender to their own alert say the police were
+    /// called? Everything [`Self::confirms`] accepts, and the short answers
+    /// of `police.called_followup` ("ja, gebeld"), which mean it only there.
+    pub fn confirms_followup(&self, text: &str) -> bool {
+        let n = normalize(text);
+        self.confirms(&n)
+            || sentences(&n).into_iter().any(|s| {
+                !self.not_called.is_match(s.as_bytes())
+                    && self.called_followup.is_match(s.as_bytes())
+            })
+    }
+
+    /// Does a reply say the alert is over (false alarm, harmless, all
+    /// clear)? Decided per sentence: a question ("alles ok?") is not an
+    /// all-clear, nor is a negated one ("geen vals alarm").
+    pub fn is_all_clear(&self, text: &str) -> bool {
+        let n = normalize(text);
+        sentences(&n).into_iter().any(|s| {
+            !s.ends_with('?')
+                && self.all_clear.is_match(s.as_bytes())
+                && !self.not_all_clear.is_match(s.as_bytes())
+        })
+    }
+
+    /// Is a reply worth relaying to every group? Not a thank-you, a thumbs
+    /// up or a one-word question, and not empty once emoji are gone.
+    pub fn worth_relaying(&self, text: &str) -> bool {
+        let n = normalize(text);
+        let n = n.trim();
+        n.chars().any(char::is_alphanumeric) && !self.not_a_followup.is_match(n.as_bytes())
     }
 
     /// Does normalised text say the police were called? (see module docs)

@@ -1,6 +1,13 @@
 //! Durable state behind one trait: dedup marks, the outbox, reminder
-//! cooldowns, the record of alerts and their delivered copies, and the
-//! sandbox platform's chats.
+//! cooldowns, the record of alerts and their delivered copies, the thread
+//! map, and the sandbox platform's chats.
+//!
+//! The thread map keeps an alert and everything that belongs to it together:
+//! the alert record (by time, and an index by its origin), the copies with
+//! their platform message ids (`complete` records them), and links from every
+//! message of the thread (the original, its copies, follow-ups and their
+//! copies) to the thread's origin, so a reply to any of them is found. Links
+//! are written in the same atomic step as the message or copy they name.
 //!
 //! The guarantee the ingest path relies on: [`Store::commit_ingest`] writes
 //! the dedup mark and everything derived from the message in ONE atomic
@@ -15,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 pub use sled_store::SledStore;
 
-use crate::config::{AccountId, GroupId};
+use crate::config::{AccountId, ChatId, GroupId};
 use crate::message::{Outbound, Sent};
 
 #[derive(Debug, thiserror::Error)]
@@ -56,14 +63,85 @@ pub struct ReminderWrite {
 /// later follow-ups). Text is purged after the retention period.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertRecord {
+    /// The original's [`crate::message::InboundMessage::message_ref`]: the thread's name.
     pub origin: String,
     pub group: GroupId,
     pub message_id: String,
     pub categories: Vec<String>,
     pub confirmed: bool,
     pub at_ms: u64,
+    /// The groups that get (or, for a held alert, will get) a copy.
     pub targets: Vec<GroupId>,
     pub text: String,
+    /// A hash of the sender (see [`sender_hash`]): whose follow-up releases a hold.
+    #[serde(default)]
+    pub sender: String,
+    /// A coordinator retracted it (`/intrekken`).
+    #[serde(default)]
+    pub retracted: bool,
+    /// An all-clear ("vals alarm") was relayed.
+    #[serde(default)]
+    pub all_clear: bool,
+    /// Other groups where the same incident was reported ("ook gemeld in").
+    #[serde(default)]
+    pub sightings: Vec<GroupId>,
+    /// A coordinator forced the forward (`/doorsturen`).
+    #[serde(default)]
+    pub forced: bool,
+}
+
+/// The sender of a message as the thread map keeps it: a hash of the chat
+/// space and the platform user id (the id itself is never stored).
+pub fn sender_hash(space: &str, sender_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(format!("{space}:{sender_id}").as_bytes());
+    hex::encode(&h[..12])
+}
+
+/// A change to a stored alert, applied inside the ingest transaction to the
+/// record as it is then (so two changes never overwrite each other).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AlertChange {
+    Retracted,
+    AllClear,
+    Sighting(GroupId),
+    /// The original was edited.
+    Text {
+        text: String,
+        confirmed: bool,
+    },
+    /// Forwarded after all (`/doorsturen`), to these groups.
+    Forced(Vec<GroupId>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertUpdate {
+    pub origin: String,
+    pub changes: Vec<AlertChange>,
+}
+
+/// A change to a held alert, applied inside the ingest transaction. When the
+/// hold has ended meanwhile (its time ran out, or another message released
+/// it), a release, drop or replace does nothing (never a double), and an
+/// append is queued directly (behind the copies the release queued).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HoldChange {
+    /// End the hold now and queue its copies: these instead of the stored
+    /// copies when given (the follow-ups appended to the hold follow them).
+    Release(Option<Vec<Outbound>>),
+    /// End the hold without forwarding (false alarm, retraction).
+    Drop,
+    /// New copies (the original was edited); appended follow-ups stay.
+    Replace(Vec<Outbound>),
+    /// Follow-ups that wait with the hold and go out after its copies.
+    Append(Vec<Outbound>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HoldUpdate {
+    pub origin: String,
+    pub until_ms: u64,
+    pub change: HoldChange,
 }
 
 /// Everything one accepted message leads to, written at once.
@@ -75,6 +153,35 @@ pub struct IngestWrite {
     pub reminder: Option<ReminderWrite>,
     pub alert: Option<AlertRecord>,
     pub held: Option<HeldAlert>,
+    /// Thread map links: (a [`crate::message::link_key`], the thread's origin).
+    pub links: Vec<(String, String)>,
+    pub alert_update: Option<AlertUpdate>,
+    pub hold_update: Option<HoldUpdate>,
+}
+
+impl IngestWrite {
+    /// Nothing but the dedup mark (most messages: chit-chat). The pattern
+    /// names every field, so a new one cannot be forgotten here.
+    pub fn is_mark_only(&self) -> bool {
+        let IngestWrite {
+            dedup_key: _,
+            at_ms: _,
+            outbox,
+            reminder,
+            alert,
+            held,
+            links,
+            alert_update,
+            hold_update,
+        } = self;
+        outbox.is_empty()
+            && reminder.is_none()
+            && alert.is_none()
+            && held.is_none()
+            && links.is_empty()
+            && alert_update.is_none()
+            && hold_update.is_none()
+    }
 }
 
 /// An unconfirmed alert kept back (`relay.unconfirmed = "hold"`), with the
@@ -94,6 +201,14 @@ pub enum IngestResult {
         queued: usize,
         reminded: bool,
     },
+}
+
+/// A chat id that changed (a Telegram group upgraded to a supergroup).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMove {
+    pub from: ChatId,
+    pub to: ChatId,
+    pub at_ms: u64,
 }
 
 /// A delivered copy of an origin message in one target group.
@@ -117,6 +232,9 @@ pub struct SandboxMessage {
     /// Written by the relay itself.
     pub from_relay: bool,
     pub at_ms: u64,
+    /// When the text was last changed (an edit), if ever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_ms: Option<u64>,
 }
 
 /// Queue depth of one account.
@@ -183,7 +301,11 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> Result<Vec<OutboxEntry>, StoreError>;
 
-    /// Removes a delivered entry and records the copy, atomically.
+    /// Removes a delivered entry and, atomically with it, records what was
+    /// posted: a `Forward` is recorded as its thread's copy in its group (a
+    /// reminder as before, under its origin), and every message of a thread
+    /// is linked to it, so replies to it are found. [`Sent::nothing`]
+    /// records nothing.
     fn complete(&self, entry: &OutboxEntry, sent: &Sent, at_ms: u64) -> Result<(), StoreError>;
 
     /// Stores a changed retry state (attempts, next_at_ms, last_error).
@@ -200,6 +322,44 @@ pub trait Store: Send + Sync {
     fn queue_stats(&self) -> Result<Vec<QueueStats>, StoreError>;
 
     fn copies_of(&self, origin: &str) -> Result<Vec<CopyRecord>, StoreError>;
+
+    /// The delivered copy of thread `origin` in one group.
+    fn copy_in(&self, origin: &str, group: &GroupId) -> Result<Option<CopyRecord>, StoreError>;
+
+    /// The alert thread a message belongs to, by its [`crate::message::link_key`].
+    fn thread_of(&self, link_key: &str) -> Result<Option<AlertRecord>, StoreError>;
+
+    /// The alert record of a thread, by its origin.
+    fn alert(&self, origin: &str) -> Result<Option<AlertRecord>, StoreError>;
+
+    /// Alerts recorded at or after `from_ms`, newest first.
+    fn alerts_since(&self, from_ms: u64, limit: usize) -> Result<Vec<AlertRecord>, StoreError>;
+
+    /// Every alert held now (`relay.unconfirmed = "hold"`).
+    fn held_alerts(&self, limit: usize) -> Result<Vec<HeldAlert>, StoreError>;
+
+    /// Moves a chat's state to its new id (a Telegram group upgraded to a
+    /// supergroup): pending and dead entries, held copies, copy records and
+    /// thread links. Idempotent; returns how many records changed.
+    fn migrate_chat(&self, from: &ChatId, to: &ChatId, at_ms: u64) -> Result<usize, StoreError>;
+
+    /// Chat ids that changed, oldest first.
+    fn chat_moves(&self) -> Result<Vec<ChatMove>, StoreError>;
+
+    /// One message of a sandbox chat.
+    fn sandbox_get(&self, chat: &str, id: &str) -> Result<Option<SandboxMessage>, StoreError>;
+
+    /// Changes a sandbox message's text; `None` if there is no such message.
+    fn sandbox_edit(
+        &self,
+        chat: &str,
+        id: &str,
+        text: &str,
+        at_ms: u64,
+    ) -> Result<Option<SandboxMessage>, StoreError>;
+
+    /// Deletes a sandbox message; false if there was none.
+    fn sandbox_delete(&self, chat: &str, id: &str) -> Result<bool, StoreError>;
 
     /// Every group that one origin message has (or will have) a copy in, and
     /// how far that copy got: one entry per group, in the order delivered,
@@ -225,6 +385,7 @@ pub trait Store: Send + Sync {
         now_ms: u64,
     ) -> Result<usize, StoreError>;
 
-    /// Removes dedup marks, cooldowns, alert texts and copies older than `cutoff_ms`.
+    /// Removes dedup marks, cooldowns, alert texts, copies and thread links
+    /// older than `cutoff_ms`.
     fn purge_before(&self, cutoff_ms: u64) -> Result<usize, StoreError>;
 }

@@ -13,6 +13,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use tokio::sync::watch;
 
 use super::*;
+use crate::message::OutboundKind;
 
 pub struct SledStore {
     db: sled::Db,
@@ -25,6 +26,12 @@ pub struct SledStore {
     copies: sled::Tree,
     sandbox: sled::Tree,
     held: sled::Tree,
+    /// Thread map: a message's link key → its thread's origin.
+    links: sled::Tree,
+    /// An alert's origin → its time (the key of its record in `alerts`).
+    alert_index: sled::Tree,
+    /// Chat ids that changed: old → [`ChatMove`].
+    moves: sled::Tree,
 }
 
 fn enc<T: Serialize>(v: &T) -> Vec<u8> {
@@ -50,9 +57,74 @@ fn outbox_key(msg: &Outbound, id: u64) -> Vec<u8> {
 }
 
 fn held_key(h: &HeldAlert) -> Vec<u8> {
-    let mut k = h.until_ms.to_be_bytes().to_vec();
-    k.extend_from_slice(h.origin.as_bytes());
+    held_key_of(h.until_ms, &h.origin)
+}
+
+fn held_key_of(until_ms: u64, origin: &str) -> Vec<u8> {
+    let mut k = until_ms.to_be_bytes().to_vec();
+    k.extend_from_slice(origin.as_bytes());
     k
+}
+
+fn alert_key(at_ms: u64, origin: &str) -> Vec<u8> {
+    let mut k = at_ms.to_be_bytes().to_vec();
+    k.extend_from_slice(origin.as_bytes());
+    k
+}
+
+fn copy_key(origin: &str, group: &GroupId) -> Vec<u8> {
+    let mut k = prefix(origin);
+    k.extend_from_slice(group.as_str().as_bytes());
+    k
+}
+
+fn be_u64(v: &[u8]) -> Option<u64> {
+    v.try_into().ok().map(u64::from_be_bytes)
+}
+
+/// Applies one change to an alert record.
+fn apply(a: &mut AlertRecord, change: &AlertChange) {
+    match change {
+        AlertChange::Retracted => a.retracted = true,
+        AlertChange::AllClear => a.all_clear = true,
+        AlertChange::Sighting(g) => {
+            if !a.sightings.contains(g) {
+                a.sightings.push(g.clone());
+            }
+        }
+        AlertChange::Text { text, confirmed } => {
+            a.text = text.clone();
+            a.confirmed = *confirmed;
+        }
+        AlertChange::Forced(targets) => {
+            a.forced = true;
+            for t in targets {
+                if !a.targets.contains(t) {
+                    a.targets.push(t.clone());
+                }
+            }
+        }
+    }
+}
+
+/// A held alert's copies replaced by `copies`, keeping its follow-ups.
+fn with_copies(h: &HeldAlert, copies: &[Outbound]) -> Vec<Outbound> {
+    let mut v = copies.to_vec();
+    v.extend(
+        h.outbox
+            .iter()
+            .filter(|m| m.kind != OutboundKind::Forward)
+            .cloned(),
+    );
+    v
+}
+
+/// A sandbox message's key: its chat and its numeric id.
+fn sandbox_key(chat: &str, id: &str) -> Option<Vec<u8>> {
+    let id: u64 = id.parse().ok()?;
+    let mut key = prefix(chat);
+    key.extend_from_slice(&id.to_be_bytes());
+    Some(key)
 }
 
 fn prefix(s: &str) -> Vec<u8> {
@@ -62,6 +134,19 @@ fn prefix(s: &str) -> Vec<u8> {
 }
 
 impl SledStore {
+    /// Where `chat` is now: itself, or the id it moved to.
+    fn chat_now(&self, chat: &ChatId) -> Result<ChatId, StoreError> {
+        let mut now = chat.clone();
+        // A chat may move twice; never loop.
+        for _ in 0..4 {
+            match self.moves.get(now.as_str().as_bytes())? {
+                Some(v) => now = dec::<ChatMove>(&v)?.to,
+                None => break,
+            }
+        }
+        Ok(now)
+    }
+
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let db = sled::Config::new()
@@ -91,6 +176,9 @@ impl SledStore {
             copies: db.open_tree("copies")?,
             sandbox: db.open_tree("sandbox")?,
             held: db.open_tree("held")?,
+            links: db.open_tree("links")?,
+            alert_index: db.open_tree("alert_index")?,
+            moves: db.open_tree("moves")?,
             db,
         })
     }
@@ -168,16 +256,17 @@ impl GroupCommit {
 #[derive(Debug)]
 enum Abort {
     Duplicate,
+    Corrupt(String),
 }
 
 #[async_trait]
 impl Store for SledStore {
     fn commit_ingest(&self, w: &IngestWrite) -> Result<IngestResult, StoreError> {
         // Most messages lead to nothing but their dedup mark: one atomic
-        // insert-if-absent, without the transaction's global lock. (A given
-        // message always takes the same path: whether it leads to anything is
-        // decided by its text, so the two paths never race on one key.)
-        if w.outbox.is_empty() && w.reminder.is_none() && w.alert.is_none() && w.held.is_none() {
+        // insert-if-absent, without the transaction's global lock. Either path
+        // refuses a key the other wrote before; only two deliveries of one
+        // message at the same instant, decided differently, could both pass.
+        if w.is_mark_only() {
             let fresh = self
                 .seen
                 .compare_and_swap(
@@ -201,56 +290,132 @@ impl Store for SledStore {
             &self.cooldown,
             &self.alerts,
             &self.held,
+            &self.links,
+            &self.alert_index,
         )
-            .transaction(|(seen, outbox, cooldown, alerts, held)| {
-                if seen.get(w.dedup_key.as_bytes())?.is_some() {
-                    return Err(ConflictableTransactionError::Abort(Abort::Duplicate));
-                }
-                seen.insert(w.dedup_key.as_bytes(), &w.at_ms.to_be_bytes())?;
-                let mut queued = 0;
-                let mut reminded = false;
-                let mut push = |msg: &Outbound| -> Result<(), ConflictableTransactionError<Abort>> {
-                    let id = outbox.generate_id()?;
-                    let entry = OutboxEntry {
-                        id,
-                        origin: w.dedup_key.clone(),
-                        msg: msg.clone(),
-                        created_ms: w.at_ms,
-                        attempts: 0,
-                        next_at_ms: 0,
-                        last_error: None,
-                    };
-                    outbox.insert(outbox_key(msg, id), enc(&entry))?;
-                    queued += 1;
-                    Ok(())
-                };
-                for msg in &w.outbox {
-                    push(msg)?;
-                }
-                if let Some(r) = &w.reminder {
-                    let active = cooldown
-                        .get(r.cooldown_key.as_bytes())?
-                        .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
-                        .is_some_and(|until| until > r.now_ms);
-                    if !active {
-                        cooldown.insert(r.cooldown_key.as_bytes(), &r.until_ms.to_be_bytes())?;
-                        push(&r.msg)?;
-                        reminded = true;
+            .transaction(
+                |(seen, outbox, cooldown, alerts, held, links, alert_index)| {
+                    if seen.get(w.dedup_key.as_bytes())?.is_some() {
+                        return Err(ConflictableTransactionError::Abort(Abort::Duplicate));
                     }
-                }
-                if let Some(a) = &w.alert {
-                    let mut key = a.at_ms.to_be_bytes().to_vec();
-                    key.extend_from_slice(a.origin.as_bytes());
-                    alerts.insert(key, enc(a))?;
-                }
-                if let Some(h) = &w.held {
-                    held.insert(held_key(h), enc(h))?;
-                }
-                Ok(IngestResult::Accepted { queued, reminded })
-            });
+                    seen.insert(w.dedup_key.as_bytes(), &w.at_ms.to_be_bytes())?;
+                    let mut queued = 0;
+                    let mut reminded = false;
+                    let mut push =
+                        |msg: &Outbound| -> Result<(), ConflictableTransactionError<Abort>> {
+                            let id = outbox.generate_id()?;
+                            // A copy belongs to its thread (for a forced forward, the
+                            // message forwarded, not the command); everything else
+                            // to the message that caused it.
+                            let origin = match (&msg.thread, msg.kind) {
+                                (Some(t), OutboundKind::Forward) => t.clone(),
+                                _ => w.dedup_key.clone(),
+                            };
+                            let entry = OutboxEntry {
+                                id,
+                                origin,
+                                msg: msg.clone(),
+                                created_ms: w.at_ms,
+                                attempts: 0,
+                                next_at_ms: 0,
+                                last_error: None,
+                            };
+                            outbox.insert(outbox_key(msg, id), enc(&entry))?;
+                            queued += 1;
+                            Ok(())
+                        };
+                    for msg in &w.outbox {
+                        push(msg)?;
+                    }
+                    if let Some(r) = &w.reminder {
+                        let active = cooldown
+                            .get(r.cooldown_key.as_bytes())?
+                            .and_then(|v| be_u64(&v))
+                            .is_some_and(|until| until > r.now_ms);
+                        if !active {
+                            cooldown
+                                .insert(r.cooldown_key.as_bytes(), &r.until_ms.to_be_bytes())?;
+                            push(&r.msg)?;
+                            reminded = true;
+                        }
+                    }
+                    if let Some(a) = &w.alert {
+                        alerts.insert(alert_key(a.at_ms, &a.origin), enc(a))?;
+                        alert_index.insert(a.origin.as_bytes(), &a.at_ms.to_be_bytes())?;
+                    }
+                    if let Some(h) = &w.held {
+                        held.insert(held_key(h), enc(h))?;
+                    }
+                    for (key, root) in &w.links {
+                        links.insert(key.as_bytes(), root.as_bytes())?;
+                    }
+                    if let Some(u) = &w.alert_update {
+                        if let Some(at) = alert_index
+                            .get(u.origin.as_bytes())?
+                            .and_then(|v| be_u64(&v))
+                        {
+                            let key = alert_key(at, &u.origin);
+                            if let Some(bytes) = alerts.get(&key)? {
+                                let mut a: AlertRecord = dec(&bytes).map_err(|e| {
+                                    ConflictableTransactionError::Abort(Abort::Corrupt(
+                                        e.to_string(),
+                                    ))
+                                })?;
+                                for c in &u.changes {
+                                    apply(&mut a, c);
+                                }
+                                alerts.insert(key, enc(&a))?;
+                            }
+                        }
+                    }
+                    if let Some(u) = &w.hold_update {
+                        let key = held_key_of(u.until_ms, &u.origin);
+                        let current: Option<HeldAlert> = match held.get(&key)? {
+                            Some(b) => Some(dec(&b).map_err(|e| {
+                                ConflictableTransactionError::Abort(Abort::Corrupt(e.to_string()))
+                            })?),
+                            None => None,
+                        };
+                        match (&u.change, current) {
+                            (HoldChange::Release(copies), Some(h)) => {
+                                held.remove(key)?;
+                                let msgs = match copies {
+                                    Some(c) => with_copies(&h, c),
+                                    None => h.outbox.clone(),
+                                };
+                                for m in &msgs {
+                                    push(m)?;
+                                }
+                            }
+                            (HoldChange::Drop, Some(_)) => {
+                                held.remove(key)?;
+                            }
+                            (HoldChange::Replace(copies), Some(mut h)) => {
+                                h.outbox = with_copies(&h, copies);
+                                held.insert(key, enc(&h))?;
+                            }
+                            (HoldChange::Append(more), Some(mut h)) => {
+                                h.outbox.extend(more.iter().cloned());
+                                held.insert(key, enc(&h))?;
+                            }
+                            (HoldChange::Append(more), None) => {
+                                for m in more {
+                                    push(m)?;
+                                }
+                            }
+                            (
+                                HoldChange::Release(_) | HoldChange::Drop | HoldChange::Replace(_),
+                                None,
+                            ) => {}
+                        }
+                    }
+                    Ok(IngestResult::Accepted { queued, reminded })
+                },
+            );
         match res {
             Ok(r) => Ok(r),
             Err(TransactionError::Abort(Abort::Duplicate)) => Ok(IngestResult::Duplicate),
+            Err(TransactionError::Abort(Abort::Corrupt(e))) => Err(StoreError::Corrupt(e)),
             Err(TransactionError::Storage(e)) => Err(e.into()),
         }
     }
@@ -311,20 +476,43 @@ impl Store for SledStore {
     }
 
     fn complete(&self, entry: &OutboxEntry, sent: &Sent, at_ms: u64) -> Result<(), StoreError> {
+        let okey = outbox_key(&entry.msg, entry.id);
+        let msg = &entry.msg;
+        // Sent where the chat is now (it may have moved since it was queued).
+        let chat = self.chat_now(&msg.chat)?;
         let rec = CopyRecord {
-            group: entry.msg.group.clone(),
-            account: entry.msg.account.clone(),
-            chat: entry.msg.chat.to_string(),
+            group: msg.group.clone(),
+            account: msg.account.clone(),
+            chat: chat.to_string(),
             message_id: sent.message_id.clone(),
             sent_ms: at_ms,
         };
-        let mut ckey = prefix(&entry.origin);
-        ckey.extend_from_slice(entry.msg.group.as_str().as_bytes());
-        let okey = outbox_key(&entry.msg, entry.id);
-        (&self.outbox, &self.copies)
-            .transaction(|(outbox, copies)| {
+        // What the copy is recorded as: a thread's copy in this group, or
+        // (entries without a thread, and reminders) its origin's, as before.
+        let copy = if sent.is_nothing() {
+            None
+        } else {
+            match (msg.kind, &msg.thread) {
+                (OutboundKind::Forward, Some(t)) => Some(copy_key(t, &msg.group)),
+                (OutboundKind::FollowUp, _) => None,
+                _ => Some(copy_key(&entry.origin, &msg.group)),
+            }
+        };
+        let link = match &msg.thread {
+            Some(t) if !sent.is_nothing() => {
+                Some((crate::message::link_key(&chat, &sent.message_id), t.clone()))
+            }
+            _ => None,
+        };
+        (&self.outbox, &self.copies, &self.links)
+            .transaction(|(outbox, copies, links)| {
                 outbox.remove(okey.as_slice())?;
-                copies.insert(ckey.as_slice(), enc(&rec))?;
+                if let Some(k) = &copy {
+                    copies.insert(k.as_slice(), enc(&rec))?;
+                }
+                if let Some((k, root)) = &link {
+                    links.insert(k.as_bytes(), root.as_bytes())?;
+                }
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
             .map_err(|e| match e {
@@ -559,16 +747,23 @@ impl Store for SledStore {
         let key = held_key(h);
         let res = (&self.held, &self.outbox).transaction(|(held, outbox)| {
             // Released already (by another path): nothing to do, nothing doubled.
-            if held.remove(key.as_slice())?.is_none() {
+            let Some(current) = held.remove(key.as_slice())? else {
                 return Ok(0);
-            }
+            };
+            // The record as it is now: follow-ups may have joined the hold
+            // since `h` was read.
+            let current: HeldAlert = dec(&current).unwrap_or_else(|_| h.clone());
             let mut n = 0;
             if forward {
-                for msg in &h.outbox {
+                for msg in &current.outbox {
                     let id = outbox.generate_id()?;
+                    let origin = match (&msg.thread, msg.kind) {
+                        (Some(t), OutboundKind::Forward) => t.clone(),
+                        _ => current.origin.clone(),
+                    };
                     let entry = OutboxEntry {
                         id,
-                        origin: h.origin.clone(),
+                        origin,
                         msg: msg.clone(),
                         created_ms: now_ms,
                         attempts: 0,
@@ -585,6 +780,185 @@ impl Store for SledStore {
             TransactionError::Storage(e) => StoreError::Db(e),
             TransactionError::Abort(()) => StoreError::Corrupt("aborted".into()),
         })
+    }
+
+    fn copy_in(&self, origin: &str, group: &GroupId) -> Result<Option<CopyRecord>, StoreError> {
+        match self.copies.get(copy_key(origin, group))? {
+            Some(v) => Ok(Some(dec(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn thread_of(&self, link_key: &str) -> Result<Option<AlertRecord>, StoreError> {
+        let Some(root) = self.links.get(link_key.as_bytes())? else {
+            return Ok(None);
+        };
+        let root = String::from_utf8_lossy(&root).into_owned();
+        self.alert(&root)
+    }
+
+    fn alert(&self, origin: &str) -> Result<Option<AlertRecord>, StoreError> {
+        let Some(at) = self
+            .alert_index
+            .get(origin.as_bytes())?
+            .and_then(|v| be_u64(&v))
+        else {
+            return Ok(None);
+        };
+        match self.alerts.get(alert_key(at, origin))? {
+            Some(v) => Ok(Some(dec(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn alerts_since(&self, from_ms: u64, limit: usize) -> Result<Vec<AlertRecord>, StoreError> {
+        self.alerts
+            .range(from_ms.to_be_bytes().to_vec()..)
+            .rev()
+            .take(limit)
+            .map(|kv| {
+                let (_, v) = kv?;
+                dec(&v)
+            })
+            .collect()
+    }
+
+    fn held_alerts(&self, limit: usize) -> Result<Vec<HeldAlert>, StoreError> {
+        self.held
+            .iter()
+            .take(limit)
+            .map(|kv| {
+                let (_, v) = kv?;
+                dec(&v)
+            })
+            .collect()
+    }
+
+    fn migrate_chat(&self, from: &ChatId, to: &ChatId, at_ms: u64) -> Result<usize, StoreError> {
+        let mut n = 0;
+        let mv = ChatMove {
+            from: from.clone(),
+            to: to.clone(),
+            at_ms,
+        };
+        self.moves.insert(from.as_str().as_bytes(), enc(&mv))?;
+        // Entry by entry, each swapped only if unchanged since it was read: a
+        // worker that completes an entry meanwhile wins (never resurrected).
+        for tree in [&self.outbox, &self.dead] {
+            for kv in tree.iter() {
+                let (k, v) = kv?;
+                let mut e: OutboxEntry = dec(&v)?;
+                if e.msg.chat != *from {
+                    continue;
+                }
+                e.msg.chat = to.clone();
+                if tree.compare_and_swap(&k, Some(&v), Some(enc(&e)))?.is_ok() {
+                    n += 1;
+                }
+            }
+        }
+        for kv in self.held.iter() {
+            let (k, v) = kv?;
+            let mut h: HeldAlert = dec(&v)?;
+            if !h.outbox.iter().any(|m| m.chat == *from) {
+                continue;
+            }
+            for m in h.outbox.iter_mut().filter(|m| m.chat == *from) {
+                m.chat = to.clone();
+            }
+            if self
+                .held
+                .compare_and_swap(&k, Some(&v), Some(enc(&h)))?
+                .is_ok()
+            {
+                n += 1;
+            }
+        }
+        for kv in self.copies.iter() {
+            let (k, v) = kv?;
+            let mut c: CopyRecord = dec(&v)?;
+            if c.chat != from.as_str() {
+                continue;
+            }
+            c.chat = to.to_string();
+            self.copies.insert(k, enc(&c))?;
+            n += 1;
+        }
+        // Links keep their old key too: a reply may still name the old chat.
+        let old = format!("{from}|");
+        for kv in self.links.scan_prefix(old.as_bytes()) {
+            let (k, v) = kv?;
+            let rest = &k[old.len()..];
+            let mut nk = format!("{to}|").into_bytes();
+            nk.extend_from_slice(rest);
+            self.links.insert(nk, v)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    fn chat_moves(&self) -> Result<Vec<ChatMove>, StoreError> {
+        let mut v: Vec<ChatMove> = self
+            .moves
+            .iter()
+            .map(|kv| {
+                let (_, v) = kv?;
+                dec(&v)
+            })
+            .collect::<Result<_, _>>()?;
+        v.sort_by_key(|m| m.at_ms);
+        Ok(v)
+    }
+
+    fn sandbox_get(&self, chat: &str, id: &str) -> Result<Option<SandboxMessage>, StoreError> {
+        let Some(key) = sandbox_key(chat, id) else {
+            return Ok(None);
+        };
+        match self.sandbox.get(key)? {
+            Some(v) => Ok(Some(dec(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn sandbox_edit(
+        &self,
+        chat: &str,
+        id: &str,
+        text: &str,
+        at_ms: u64,
+    ) -> Result<Option<SandboxMessage>, StoreError> {
+        let Some(key) = sandbox_key(chat, id) else {
+            return Ok(None);
+        };
+        let mut out = None;
+        let mut failed = None;
+        self.sandbox.fetch_and_update(&key, |old| {
+            let old = old?;
+            match dec::<SandboxMessage>(old) {
+                Ok(mut m) => {
+                    m.text = text.to_string();
+                    m.edited_ms = Some(at_ms);
+                    let bytes = enc(&m);
+                    out = Some(m);
+                    Some(bytes)
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    Some(old.to_vec())
+                }
+            }
+        })?;
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    fn sandbox_delete(&self, chat: &str, id: &str) -> Result<bool, StoreError> {
+        let Some(key) = sandbox_key(chat, id) else {
+            return Ok(false);
+        };
+        Ok(self.sandbox.remove(key)?.is_some())
     }
 
     fn purge_before(&self, cutoff_ms: u64) -> Result<usize, StoreError> {
@@ -623,9 +997,35 @@ impl Store for SledStore {
                 for c in self.copies.scan_prefix(prefix(&a.origin)).keys() {
                     self.copies.remove(c?)?;
                 }
+                self.alert_index.remove(a.origin.as_bytes())?;
             }
             self.alerts.remove(k)?;
             n += 1;
+        }
+        // Index entries whose record is gone (or older than the cutoff).
+        for kv in self.alert_index.iter() {
+            let (k, v) = kv?;
+            if be_u64(&v).is_none_or(|at| at < cutoff_ms) {
+                self.alert_index.remove(k)?;
+                n += 1;
+            }
+        }
+        // Thread links live as long as their thread's alert record.
+        for kv in self.links.iter() {
+            let (k, root) = kv?;
+            if !self.alert_index.contains_key(&root)? {
+                self.links.remove(k)?;
+                n += 1;
+            }
+        }
+        // Copies of messages that never were an alert (a follow-up's
+        // origin; reminders of purged alerts) by their own time.
+        for kv in self.copies.iter() {
+            let (k, v) = kv?;
+            if dec::<CopyRecord>(&v).is_ok_and(|c| c.sent_ms < cutoff_ms) {
+                self.copies.remove(k)?;
+                n += 1;
+            }
         }
         Ok(n)
     }
@@ -638,14 +1038,14 @@ mod tests {
     use crate::message::OutboundKind;
 
     fn msg(group: &str) -> Outbound {
-        Outbound {
-            account: AccountId::parse("sandbox").unwrap(),
-            group: GroupId::parse(group).unwrap(),
-            chat: ChatId::parse(group).unwrap(),
-            text: "[Veulen] test".into(),
-            reply_to: None,
-            kind: OutboundKind::Forward,
-        }
+        Outbound::new(
+            AccountId::parse("sandbox").unwrap(),
+            GroupId::parse(group).unwrap(),
+            ChatId::parse(group).unwrap(),
+            "[Veulen] test".into(),
+            None,
+            OutboundKind::Forward,
+        )
     }
 
     fn write(key: &str) -> IngestWrite {
@@ -656,6 +1056,7 @@ mod tests {
             reminder: None,
             alert: None,
             held: None,
+            ..IngestWrite::default()
         }
     }
 
@@ -712,6 +1113,7 @@ mod tests {
             }),
             alert: None,
             held: None,
+            ..IngestWrite::default()
         };
         assert_eq!(
             s.commit_ingest(&rem("a", 0)).unwrap(),
@@ -924,6 +1326,297 @@ mod tests {
             .collect();
         assert_eq!(held, [DeliveryState::Held, DeliveryState::Held]);
         assert!(s.delivery_states("nobody").unwrap().is_empty());
+    }
+
+    fn alert(origin: &str, at_ms: u64) -> AlertRecord {
+        AlertRecord {
+            origin: origin.into(),
+            group: GroupId::parse("veulen").unwrap(),
+            message_id: "7".into(),
+            categories: vec![],
+            confirmed: true,
+            at_ms,
+            targets: vec![GroupId::parse("heers").unwrap()],
+            text: "Verdachte wagen".into(),
+            sender: String::new(),
+            retracted: false,
+            all_clear: false,
+            sightings: vec![],
+            forced: false,
+        }
+    }
+
+    fn threaded(group: &str, kind: OutboundKind, thread: &str) -> Outbound {
+        let mut m = msg(group);
+        m.kind = kind;
+        m.thread = Some(thread.into());
+        m
+    }
+
+    #[test]
+    fn a_delivered_copy_is_its_threads_copy_and_every_thread_message_is_linked() {
+        let s = SledStore::temporary().unwrap();
+        let root = "sandbox|veulen|7";
+        let mut w = write(root);
+        w.outbox = vec![threaded("heers", OutboundKind::Forward, root)];
+        w.alert = Some(alert(root, 1_000));
+        w.links = vec![("veulen|7".into(), root.into())];
+        s.commit_ingest(&w).unwrap();
+        let acc = AccountId::parse("sandbox").unwrap();
+        let copy = s.pending(&acc, 10).unwrap().remove(0);
+        assert_eq!(copy.origin, root);
+        s.complete(
+            &copy,
+            &Sent {
+                message_id: "100".into(),
+            },
+            2_000,
+        )
+        .unwrap();
+        let heers = GroupId::parse("heers").unwrap();
+        assert_eq!(s.copy_in(root, &heers).unwrap().unwrap().message_id, "100");
+        assert_eq!(s.thread_of("heers|100").unwrap().unwrap().origin, root);
+        assert_eq!(s.thread_of("veulen|7").unwrap().unwrap().origin, root);
+
+        // A follow-up (from another message) is linked, not recorded as a copy.
+        let mut f = write("sandbox|veulen|8");
+        f.outbox = vec![threaded("heers", OutboundKind::FollowUp, root)];
+        s.commit_ingest(&f).unwrap();
+        let fu = s.pending(&acc, 10).unwrap().remove(0);
+        assert_eq!(fu.origin, "sandbox|veulen|8");
+        s.complete(
+            &fu,
+            &Sent {
+                message_id: "101".into(),
+            },
+            3_000,
+        )
+        .unwrap();
+        assert_eq!(s.copy_in(root, &heers).unwrap().unwrap().message_id, "100");
+        assert_eq!(s.thread_of("heers|101").unwrap().unwrap().origin, root);
+        // Nothing sent: nothing recorded.
+        let mut n = write("sandbox|veulen|9");
+        n.outbox = vec![threaded("heers", OutboundKind::FollowUp, root)];
+        s.commit_ingest(&n).unwrap();
+        let nu = s.pending(&acc, 10).unwrap().remove(0);
+        s.complete(&nu, &Sent::nothing(), 4_000).unwrap();
+        assert!(s.pending(&acc, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn alert_changes_apply_to_the_record_as_it_is_then() {
+        let s = SledStore::temporary().unwrap();
+        let root = "sandbox|veulen|7";
+        let mut w = write(root);
+        w.outbox.clear();
+        w.alert = Some(alert(root, 1_000));
+        s.commit_ingest(&w).unwrap();
+        for (key, change) in [
+            ("k1", AlertChange::Sighting(GroupId::parse("heks").unwrap())),
+            ("k2", AlertChange::AllClear),
+            ("k3", AlertChange::Retracted),
+        ] {
+            let mut u = write(key);
+            u.outbox.clear();
+            u.alert_update = Some(AlertUpdate {
+                origin: root.into(),
+                changes: vec![change],
+            });
+            s.commit_ingest(&u).unwrap();
+        }
+        let a = s.alert(root).unwrap().unwrap();
+        assert!(a.retracted && a.all_clear);
+        assert_eq!(a.sightings, [GroupId::parse("heks").unwrap()]);
+        assert_eq!(s.alerts_since(0, 10).unwrap().len(), 1);
+    }
+
+    fn held_write(root: &str) -> IngestWrite {
+        let mut w = write(root);
+        let copies = std::mem::take(&mut w.outbox)
+            .into_iter()
+            .map(|mut m| {
+                m.thread = Some(root.into());
+                m
+            })
+            .collect();
+        w.held = Some(HeldAlert {
+            origin: root.into(),
+            until_ms: 5_000,
+            outbox: copies,
+        });
+        w
+    }
+
+    fn hold_change(key: &str, root: &str, change: HoldChange) -> IngestWrite {
+        let mut w = write(key);
+        w.outbox.clear();
+        w.hold_update = Some(HoldUpdate {
+            origin: root.into(),
+            until_ms: 5_000,
+            change,
+        });
+        w
+    }
+
+    #[test]
+    fn follow_ups_wait_in_a_hold_and_go_out_behind_its_copies() {
+        let s = SledStore::temporary().unwrap();
+        let root = "sandbox|veulen|7";
+        s.commit_ingest(&held_write(root)).unwrap();
+        let acc = AccountId::parse("sandbox").unwrap();
+        let f = threaded("heers", OutboundKind::FollowUp, root);
+        s.commit_ingest(&hold_change("f", root, HoldChange::Append(vec![f])))
+            .unwrap();
+        assert!(s.pending(&acc, 10).unwrap().is_empty(), "still held");
+        let mut new_copy = threaded("heers", OutboundKind::Forward, root);
+        new_copy.text = "confirmed".into();
+        s.commit_ingest(&hold_change(
+            "r",
+            root,
+            HoldChange::Release(Some(vec![new_copy])),
+        ))
+        .unwrap();
+        let queued = s.pending(&acc, 10).unwrap();
+        let kinds: Vec<_> = queued
+            .iter()
+            .map(|e| (e.msg.kind, e.msg.text.as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (OutboundKind::Forward, "confirmed"),
+                (OutboundKind::FollowUp, "[Veulen] test")
+            ]
+        );
+        assert_eq!(queued[0].origin, root);
+        // The hold is over: a second release queues nothing, the timeout
+        // finds nothing, and a late follow-up goes straight to the outbox.
+        s.commit_ingest(&hold_change("r2", root, HoldChange::Release(None)))
+            .unwrap();
+        assert!(s.due_held(10_000, 10).unwrap().is_empty());
+        assert_eq!(s.pending(&acc, 10).unwrap().len(), 2);
+        let late = threaded("batsheers", OutboundKind::FollowUp, root);
+        s.commit_ingest(&hold_change("f2", root, HoldChange::Append(vec![late])))
+            .unwrap();
+        assert_eq!(s.pending(&acc, 10).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_timeout_release_takes_the_follow_ups_that_joined_after_it_was_read() {
+        let s = SledStore::temporary().unwrap();
+        let root = "sandbox|veulen|7";
+        s.commit_ingest(&held_write(root)).unwrap();
+        let due = s.due_held(5_000, 10).unwrap();
+        let f = threaded("heers", OutboundKind::FollowUp, root);
+        s.commit_ingest(&hold_change("f", root, HoldChange::Append(vec![f])))
+            .unwrap();
+        assert_eq!(s.release_held(&due[0], true, 5_000).unwrap(), 3);
+    }
+
+    #[test]
+    fn a_dropped_hold_queues_nothing_ever() {
+        let s = SledStore::temporary().unwrap();
+        let root = "sandbox|veulen|7";
+        s.commit_ingest(&held_write(root)).unwrap();
+        s.commit_ingest(&hold_change("d", root, HoldChange::Drop))
+            .unwrap();
+        assert!(s.held_alerts(10).unwrap().is_empty());
+        assert!(s.due_held(u64::MAX - 1, 10).unwrap().is_empty());
+        let acc = AccountId::parse("sandbox").unwrap();
+        assert!(s.pending(&acc, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_moved_chat_takes_its_queued_entries_copies_and_links_along() {
+        let s = SledStore::temporary().unwrap();
+        let root = "telegram|-1|7";
+        let mut w = write(root);
+        w.outbox = vec![
+            threaded("heers", OutboundKind::Forward, root),
+            threaded("batsheers", OutboundKind::Forward, root),
+        ];
+        s.commit_ingest(&w).unwrap();
+        let acc = AccountId::parse("sandbox").unwrap();
+        let first = s.pending(&acc, 10).unwrap().remove(0);
+        s.complete(
+            &first,
+            &Sent {
+                message_id: "5".into(),
+            },
+            2_000,
+        )
+        .unwrap();
+        let (from, to) = (
+            ChatId::parse("batsheers").unwrap(),
+            ChatId::parse("new").unwrap(),
+        );
+        let heers = ChatId::parse("heers").unwrap();
+        assert!(s.migrate_chat(&from, &to, 3_000).unwrap() >= 1);
+        assert_eq!(s.pending(&acc, 10).unwrap()[0].msg.chat, to);
+        assert!(s.migrate_chat(&heers, &to, 3_000).unwrap() >= 2);
+        let rec = s
+            .copy_in(root, &GroupId::parse("heers").unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(rec.chat, "new");
+        assert!(s.links.contains_key("new|5").unwrap());
+        assert_eq!(s.chat_moves().unwrap().len(), 2);
+        // A copy completed after the move is recorded under the new id.
+        let second = s.pending(&acc, 10).unwrap().remove(0);
+        s.complete(
+            &second,
+            &Sent {
+                message_id: "6".into(),
+            },
+            4_000,
+        )
+        .unwrap();
+        assert!(s.links.contains_key("new|6").unwrap());
+    }
+
+    #[test]
+    fn purging_removes_the_thread_map_with_its_alert() {
+        let s = SledStore::temporary().unwrap();
+        let root = "sandbox|veulen|7";
+        let mut w = write(root);
+        w.outbox = vec![threaded("heers", OutboundKind::Forward, root)];
+        w.alert = Some(alert(root, 1_000));
+        w.links = vec![("veulen|7".into(), root.into())];
+        s.commit_ingest(&w).unwrap();
+        let acc = AccountId::parse("sandbox").unwrap();
+        let e = s.pending(&acc, 1).unwrap().remove(0);
+        s.complete(
+            &e,
+            &Sent {
+                message_id: "9".into(),
+            },
+            1_500,
+        )
+        .unwrap();
+        s.purge_before(1_000).unwrap();
+        assert!(
+            s.alert(root).unwrap().is_some(),
+            "not older than the cutoff"
+        );
+        s.purge_before(10_000).unwrap();
+        assert!(s.alert(root).unwrap().is_none());
+        assert!(s.thread_of("veulen|7").unwrap().is_none());
+        assert!(s.thread_of("heers|9").unwrap().is_none());
+        assert!(s.links.is_empty() && s.alert_index.is_empty() && s.copies.is_empty());
+    }
+
+    #[test]
+    fn an_outbox_entry_written_before_threads_existed_still_reads() {
+        let old = r#"{"id":3,"origin":"sandbox|veulen|1","msg":{"account":"sandbox","group":"heers","chat":"heers","text":"[Veulen] x","reply_to":null,"kind":"forward"},"created_ms":1,"attempts":0,"next_at_ms":0,"last_error":null}"#;
+        let e: OutboxEntry = dec(old.as_bytes()).unwrap();
+        assert_eq!(e.msg.thread, None);
+        assert_eq!(e.msg.op, crate::message::Op::Send);
+        // And a plain send is written the old way (no new keys).
+        let text = String::from_utf8(enc(&e)).unwrap();
+        assert!(
+            !text.contains("thread") && !text.contains("\"op\""),
+            "{text}"
+        );
     }
 
     fn futures_flush(s: &SledStore) {

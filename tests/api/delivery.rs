@@ -147,7 +147,10 @@ async fn fifty_alerts_into_eleven_groups_respect_telegrams_limits() {
     let fake = FakeTelegram::start().await;
     fake.enforce_limits(TelegramLimits {
         scale: 0.1,
-        tolerance: Duration::from_millis(15),
+        // The relay counts a send when it starts; under a loaded machine the
+        // request can reach the fake tens of milliseconds later than the one
+        // before it. Telegram does not count to the millisecond either.
+        tolerance: Duration::from_millis(40),
     });
     let villages = [
         "Batsheers",

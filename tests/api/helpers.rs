@@ -103,6 +103,47 @@ impl TestApp {
         r.json().await.expect("json")
     }
 
+    /// Posts in a sandbox group as a reply to message `reply_to`.
+    pub async fn reply_sandbox(
+        &self,
+        group: &str,
+        sender: &str,
+        name: &str,
+        text: &str,
+        reply_to: &str,
+    ) -> Value {
+        let r = self
+            .client
+            .post(format!("{}/sandbox/{group}/messages", self.addr))
+            .json(
+                &json!({"sender": sender, "sender_name": name, "text": text, "reply_to": reply_to}),
+            )
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), 201, "sandbox reply accepted");
+        r.json().await.expect("json")
+    }
+
+    /// Edits a sandbox message as its sender; the HTTP status and answer.
+    pub async fn edit_sandbox(
+        &self,
+        group: &str,
+        id: &str,
+        sender: &str,
+        text: &str,
+    ) -> (u16, Value) {
+        let r = self
+            .client
+            .patch(format!("{}/sandbox/{group}/messages/{id}", self.addr))
+            .json(&json!({"sender": sender, "text": text}))
+            .send()
+            .await
+            .expect("patch");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn sandbox_messages(&self, group: &str) -> Vec<Value> {
         let v: Value = self
             .client
@@ -190,6 +231,8 @@ pub enum Reply {
     ServerError,
     /// HTTP 403: bot was kicked from the group.
     Forbidden,
+    /// HTTP 400 with this description ("Bad Request: message can't be deleted").
+    BadRequest(&'static str),
 }
 
 #[derive(Clone, Debug)]
@@ -198,6 +241,15 @@ pub struct Call {
     pub body: Value,
     pub at: Instant,
     pub answered_ok: bool,
+    /// The id the fake gave the message (successful sends).
+    pub message_id: Option<i64>,
+}
+
+/// An `editMessageText` or `deleteMessage` call.
+#[derive(Clone, Debug)]
+pub struct Change {
+    pub method: String,
+    pub body: Value,
 }
 
 /// Telegram's published limits, enforced by the fake (time scaled by
@@ -223,6 +275,9 @@ struct FakeState {
     chat_log: std::collections::HashMap<String, std::collections::VecDeque<Instant>>,
     bot_log: std::collections::VecDeque<Instant>,
     too_many: u64,
+    /// How the next edit and delete calls are answered; then Ok.
+    change_script: Vec<Reply>,
+    changes: Vec<Change>,
 }
 
 /// A fake Telegram Bot API: `POST /bot<token>/sendMessage`.
@@ -240,6 +295,8 @@ impl FakeTelegram {
         }));
         let app = axum::Router::new()
             .route("/{bot}/sendMessage", post(send_message))
+            .route("/{bot}/editMessageText", post(edit_message))
+            .route("/{bot}/deleteMessage", post(delete_message))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -290,6 +347,90 @@ impl FakeTelegram {
     pub fn too_many_requests(&self) -> u64 {
         self.state.lock().expect("lock").too_many
     }
+
+    /// The next edit and delete calls are answered in this order; then Ok.
+    pub fn script_changes(&self, replies: Vec<Reply>) {
+        self.state.lock().expect("lock").change_script = replies;
+    }
+
+    /// Every `editMessageText` and `deleteMessage` call.
+    pub fn changes(&self) -> Vec<Change> {
+        self.state.lock().expect("lock").changes.clone()
+    }
+
+    /// The message id the fake gave to the successful send whose text is
+    /// `text` in chat `chat`.
+    pub fn id_of(&self, chat: i64, text: &str) -> Option<i64> {
+        self.calls()
+            .into_iter()
+            .find(|c| c.answered_ok && c.body["chat_id"] == chat && c.body["text"] == text)
+            .and_then(|c| c.message_id)
+    }
+}
+
+async fn change(
+    state: &Arc<Mutex<FakeState>>,
+    method: &str,
+    body: Value,
+) -> (StatusCode, Json<Value>) {
+    let mut s = state.lock().expect("lock");
+    let reply = if s.change_script.is_empty() {
+        Reply::Ok
+    } else {
+        s.change_script.remove(0)
+    };
+    s.changes.push(Change {
+        method: method.to_string(),
+        body: body.clone(),
+    });
+    match reply {
+        Reply::Ok if method == "deleteMessage" => {
+            (StatusCode::OK, Json(json!({"ok": true, "result": true})))
+        }
+        Reply::Ok => (
+            StatusCode::OK,
+            Json(json!({"ok": true, "result": {
+                "message_id": body["message_id"],
+                "chat": {"id": body["chat_id"], "type": "supergroup"},
+                "date": 1700000000,
+                "edit_date": 1700000100,
+                "text": body["text"],
+            }})),
+        ),
+        Reply::BadRequest(d) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"ok": false, "error_code": 400, "description": d})),
+        ),
+        Reply::TooMany(secs) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            Json(
+                json!({"ok": false, "error_code": 429, "description": "Too Many Requests",
+                "parameters": {"retry_after": secs}}),
+            ),
+        ),
+        Reply::ServerError => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"ok": false, "error_code": 500, "description": "Internal Server Error"})),
+        ),
+        Reply::Forbidden => (
+            StatusCode::FORBIDDEN,
+            Json(json!({"ok": false, "error_code": 403, "description": "Forbidden"})),
+        ),
+    }
+}
+
+async fn edit_message(
+    State(state): State<Arc<Mutex<FakeState>>>,
+    Json(body): Json<Value>,
+) -> impl IntoResponse {
+    change(&state, "editMessageText", body).await
+}
+
+async fn delete_message(
+    State(state): State<Arc<Mutex<FakeState>>>,
+    Json(body): Json<Value>,
+) -> impl IntoResponse {
+    change(&state, "deleteMessage", body).await
 }
 
 /// Would one more send now break Telegram's limits? (1/s per chat, 20/min
@@ -348,15 +489,19 @@ async fn send_message(
     }
     let token = bot.strip_prefix("bot").unwrap_or("").to_string();
     let ok = matches!(reply, Reply::Ok);
+    if ok {
+        s.next_id += 1;
+    }
+    let message_id = ok.then_some(s.next_id);
     s.calls.push(Call {
         token,
         body: body.clone(),
         at: Instant::now(),
         answered_ok: ok,
+        message_id,
     });
     match reply {
         Reply::Ok => {
-            s.next_id += 1;
             let chat_id = body["chat_id"].clone();
             (
                 StatusCode::OK,
@@ -384,6 +529,10 @@ async fn send_message(
             Json(
                 json!({"ok": false, "error_code": 403, "description": "Forbidden: bot was kicked from the supergroup chat"}),
             ),
+        ),
+        Reply::BadRequest(d) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"ok": false, "error_code": 400, "description": d})),
         ),
     }
 }
@@ -445,6 +594,64 @@ pub fn tg_update(
             "from": {"id": from_id, "is_bot": false, "first_name": first_name, "last_name": "Peeters", "language_code": "nl"},
             "chat": {"id": chat.parse::<i64>().expect("numeric chat"), "title": "BIN", "type": "supergroup"},
             "date": 1764300000,
+            "text": text
+        }
+    })
+    .to_string()
+}
+
+/// A Telegram `Update` with a group message that replies to message
+/// `reply_to` (whose text the Bot API quotes along).
+#[allow(clippy::too_many_arguments)]
+pub fn tg_reply(
+    update_id: i64,
+    chat: &str,
+    message_id: i64,
+    from_id: i64,
+    first_name: &str,
+    text: &str,
+    reply_to: i64,
+    quoted: &str,
+) -> String {
+    let chat_id = chat.parse::<i64>().expect("numeric chat");
+    json!({
+        "update_id": update_id,
+        "message": {
+            "message_id": message_id,
+            "from": {"id": from_id, "is_bot": false, "first_name": first_name, "language_code": "nl"},
+            "chat": {"id": chat_id, "title": "BIN", "type": "supergroup"},
+            "date": 1764300100,
+            "text": text,
+            "reply_to_message": {
+                "message_id": reply_to,
+                "from": {"id": 777, "is_bot": false, "first_name": "Piet"},
+                "chat": {"id": chat_id, "title": "BIN", "type": "supergroup"},
+                "date": 1764300000,
+                "text": quoted
+            }
+        }
+    })
+    .to_string()
+}
+
+/// A Telegram `Update` with an `edited_message`.
+pub fn tg_edit(
+    update_id: i64,
+    chat: &str,
+    message_id: i64,
+    from_id: i64,
+    first_name: &str,
+    text: &str,
+    edit_date: i64,
+) -> String {
+    json!({
+        "update_id": update_id,
+        "edited_message": {
+            "message_id": message_id,
+            "from": {"id": from_id, "is_bot": false, "first_name": first_name, "last_name": "Peeters"},
+            "chat": {"id": chat.parse::<i64>().expect("numeric chat"), "title": "BIN", "type": "supergroup"},
+            "date": 1764300000,
+            "edit_date": edit_date,
             "text": text
         }
     })

@@ -5,6 +5,7 @@
 mod admin;
 mod browser;
 mod cli;
+mod coordinators;
 mod crash;
 mod delivery;
 mod durability;
@@ -14,5 +15,6 @@ mod playground;
 mod reload;
 mod sandbox;
 mod telegram;
+mod threads;
 mod webdriver;
 mod whatsapp;

@@ -139,7 +139,13 @@ async fn the_playground_offers_members_and_the_villages_coordinators_as_senders(
     assert_eq!(veulen["coordinators"], json!(["coord-veulen"]));
     assert_eq!(veulen["police"], json!(["wijkagent-heers"]));
     assert!(!veulen["members"].as_array().unwrap().is_empty());
-    assert_eq!(info["commands"], json!([]), "no coordinator commands yet");
+    let commands: Vec<&str> = info["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["usage"].as_str())
+        .collect();
+    assert_eq!(commands, ["/intrekken", "/doorsturen", "/status"]);
     assert_eq!(info["labels"]["reply"], "Antwoorden");
 }
 

@@ -95,6 +95,9 @@
     if (!known) {
       render(group, new Set([m.id]));
       announce(group);
+    } else {
+      // An edited copy: shown with its new text.
+      render(group);
     }
   }
 
@@ -138,7 +141,12 @@
     });
     es.addEventListener("message", (ev) => {
       const e = JSON.parse(ev.data);
-      add(e.group, e.message);
+      if (e.deleted) {
+        // A retracted copy: gone from its chat.
+        if (chats.has(e.group) && chats.get(e.group).delete(e.message.id)) render(e.group);
+      } else {
+        add(e.group, e.message);
+      }
     });
     es.addEventListener("resync", () => loadAll());
     es.addEventListener("error", () => {
@@ -174,7 +182,8 @@
   }
 
   // Coordinator commands: the relay lists them in /api/playground
-  // (`commands`); none exist yet, so the panel only says so.
+  // (`commands`). /intrekken and /doorsturen go as a reply: pick Reply on
+  // the message first.
   function showCommands() {
     const s = selectedSender();
     const box = $("commands");
@@ -323,9 +332,13 @@
       } else if (a.kind === "hold") {
         li.append(el("strong", null, L("act_hold") + " "));
         li.append(document.createTextNode(a.targets.map(groupName).join(", ")));
-      } else {
+      } else if (a.kind === "none") {
         li.append(el("strong", null, L("act_none") + " " + groupName(a.group) + ": "));
         li.append(document.createTextNode(a.reason));
+      } else {
+        // A coordinator command's answer (and, in a thread, follow-ups).
+        li.append(el("strong", null, groupName(a.group) + ": "));
+        li.append(el("q", null, a.text || a.kind));
       }
       ul.append(li);
     }

@@ -1,0 +1,209 @@
+//! The thread map's two edges: what the ingest looks up before the relay
+//! decides ([`known`]), and how a message of a thread is delivered
+//! ([`deliver`]): a follow-up, edit or deletion finds the thread's copy in
+//! its chat when it is sent, not when it was decided.
+//!
+//! Why at send time: a follow-up may be accepted before its alert's copy is
+//! delivered (the copy is retrying, or waits behind a rate limit). The
+//! dispatcher keeps strict order within a chat and sends alerts before
+//! follow-ups, so when a follow-up's turn comes its copy in that chat has
+//! been sent (and recorded by `complete`), or given up on. A follow-up for a
+//! group that has no copy (given up, or never routed there) is not sent: it
+//! would answer nothing. A held alert's follow-ups wait in its hold and are
+//! queued behind its copies when it is released.
+
+use tracing::debug;
+
+use crate::config::{ChatId, Config, Group};
+use crate::message::{InboundMessage, Op, Outbound, OutboundKind, Sent, link_key};
+use crate::platform::{ChangeError, Platform, SendError};
+use crate::relay::{self, CommandKind, Known, StatusItem, Thread};
+use crate::store::{AlertRecord, DeliveryState, Store, StoreError, sender_hash};
+
+/// How many alerts `/status` lists.
+const STATUS_ALERTS: usize = 5;
+/// How many recent alerts are compared with a new one, at most.
+const RECENT_ALERTS: usize = 500;
+
+/// The thread state of an alert record: its hold, and the groups reached.
+fn thread(store: &dyn Store, alert: AlertRecord) -> Result<Thread, StoreError> {
+    let held = store
+        .held_alerts(10_000)?
+        .into_iter()
+        .find(|h| h.origin == alert.origin);
+    let reached = store
+        .delivery_states(&alert.origin)?
+        .into_iter()
+        .filter(|t| {
+            t.group != alert.group
+                && matches!(
+                    t.state,
+                    DeliveryState::Delivered | DeliveryState::Pending | DeliveryState::Retrying
+                )
+        })
+        .map(|t| t.group)
+        .collect();
+    Ok(Thread {
+        alert,
+        held,
+        reached,
+    })
+}
+
+/// What the store knows about `msg`'s thread (see [`Known`]).
+pub fn known(
+    store: &dyn Store,
+    cfg: &Config,
+    group: &Group,
+    msg: &InboundMessage,
+    now_ms: u64,
+) -> Result<Known, StoreError> {
+    let mut k = Known::default();
+    if msg.edit.is_some() {
+        if let Some(a) = store.alert(&msg.message_ref())? {
+            k.edited = Some(thread(store, a)?);
+        }
+        return Ok(k);
+    }
+    if let Some(r) = &msg.reply_to {
+        if let Some(a) = store.thread_of(&link_key(&msg.chat, r))? {
+            k.replied = Some(thread(store, a)?);
+        }
+    }
+    match relay::parse_command(cfg, &msg.text) {
+        Some(CommandKind::Status) => {
+            for alert in store.recent_alerts(STATUS_ALERTS)? {
+                let targets = store.delivery_states(&alert.origin)?;
+                k.status.push(StatusItem { alert, targets });
+            }
+            return Ok(k);
+        }
+        Some(_) => return Ok(k),
+        None => {}
+    }
+    if k.replied.is_some() {
+        return Ok(k);
+    }
+    // The sender's own held alert in this group.
+    let space = msg.platform.chat_space();
+    let chat_prefix = format!("{space}|{}|", msg.chat);
+    let me = sender_hash(space, &msg.sender.id);
+    for h in store.held_alerts(10_000)? {
+        if !h.origin.starts_with(&chat_prefix) {
+            continue;
+        }
+        if let Some(a) = store.alert(&h.origin)? {
+            if a.sender == me {
+                k.senders_hold = Some(thread(store, a)?);
+                break;
+            }
+        }
+    }
+    // Earlier reports of the same incident: only the alerts whose text is
+    // alike are looked at further (their copies' states are a scan).
+    let window = cfg.relay.merge_window.as_millis() as u64;
+    if window > 0 {
+        for a in store.alerts_since(now_ms.saturating_sub(window), RECENT_ALERTS)? {
+            if a.group != group.id
+                && !a.retracted
+                && relay::similar::same_incident(&msg.text, &a.text)
+            {
+                k.recent.push(thread(store, a)?);
+            }
+        }
+    }
+    Ok(k)
+}
+
+/// Where `chat` is now, if it moved (a Telegram group upgraded to a
+/// supergroup, see `Store::migrate_chat`).
+pub fn current_chat(store: &dyn Store, chat: &ChatId) -> Result<Option<ChatId>, StoreError> {
+    let moves = store.chat_moves()?;
+    let mut now = chat;
+    // A chat may move twice; never loop.
+    for _ in 0..4 {
+        match moves.iter().find(|m| m.from == *now) {
+            Some(m) => now = &m.to,
+            None => break,
+        }
+    }
+    Ok((now != chat).then(|| now.clone()))
+}
+
+fn store_failed(e: StoreError) -> SendError {
+    SendError::Transient(format!("cannot read the thread map: {e}"))
+}
+
+/// Sends one outbox entry: a plain message as it is; a follow-up as a reply
+/// to its thread's copy in that chat; an edit or deletion applied to that
+/// copy, or, where the platform cannot, its fallback posted as a reply to
+/// it. [`Sent::nothing`] when there is no copy to answer or change.
+pub async fn deliver(
+    store: &dyn Store,
+    platform: &dyn Platform,
+    msg: &Outbound,
+) -> Result<Sent, SendError> {
+    // A chat that moved since the entry was queued (or decoded by a
+    // dispatcher) is sent to where it is now.
+    let moved;
+    let msg = match current_chat(store, &msg.chat).map_err(store_failed)? {
+        Some(to) => {
+            let mut m = msg.clone();
+            m.chat = to;
+            moved = m;
+            &moved
+        }
+        None => msg,
+    };
+    let copy_id = |root: &str| -> Result<Option<String>, SendError> {
+        Ok(store
+            .copy_in(root, &msg.group)
+            .map_err(store_failed)?
+            .map(|c| c.message_id))
+    };
+    match &msg.op {
+        Op::Send => {
+            let Some(root) = msg.thread.as_deref() else {
+                return platform.send(msg).await;
+            };
+            if msg.kind != OutboundKind::FollowUp || msg.reply_to.is_some() {
+                return platform.send(msg).await;
+            }
+            match copy_id(root)? {
+                Some(id) => {
+                    let mut m = msg.clone();
+                    m.reply_to = Some(id);
+                    platform.send(&m).await
+                }
+                None => {
+                    debug!(group = %msg.group, "no copy of the thread in this group: follow-up not sent");
+                    Ok(Sent::nothing())
+                }
+            }
+        }
+        Op::Edit { fallback } | Op::Delete { fallback } => {
+            let Some(root) = msg.thread.as_deref() else {
+                return Ok(Sent::nothing());
+            };
+            let Some(id) = copy_id(root)? else {
+                debug!(group = %msg.group, "no copy of the thread in this group: nothing to change");
+                return Ok(Sent::nothing());
+            };
+            let changed = match msg.op {
+                Op::Edit { .. } => platform.edit(msg, &id).await,
+                _ => platform.delete(msg, &id).await,
+            };
+            match changed {
+                Ok(()) => Ok(Sent::nothing()),
+                Err(ChangeError::NotSupported) => {
+                    let mut m = msg.clone();
+                    m.text = fallback.clone();
+                    m.reply_to = Some(id);
+                    m.op = Op::Send;
+                    platform.send(&m).await
+                }
+                Err(ChangeError::Failed(e)) => Err(e),
+            }
+        }
+    }
+}
