@@ -390,7 +390,7 @@ impl RuleSet {
             let starts = but_parts(s);
             starts.iter().enumerate().any(|(i, &start)| {
                 let end = starts.get(i + 1).copied().unwrap_or(s.len());
-                !self.not_called.is_match(s[start..].as_bytes())
+                !self.not_called.is_match(&s.as_bytes()[start..])
                     && s[start..end].split(',').map(str::trim).any(|c| {
                         !self.question.is_match(c.as_bytes()) && self.called.is_match(c.as_bytes())
                     })

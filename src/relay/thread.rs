@@ -88,7 +88,9 @@ pub(super) fn reply(
     let all_clear = cfg.rules.is_all_clear(&msg.text);
     let by_sender = t.alert.sender == sender_hash(msg.platform.chat_space(), &msg.sender.id);
     let mut actions = Vec::new();
-    if c.alert && role == "member" && !c.confirmed && !all_clear {
+    // A new sighting in a thread whose alert said the police were called:
+    // they know of this incident, so no reminder (it would be noise).
+    if c.alert && role == "member" && !c.confirmed && !all_clear && !t.alert.confirmed {
         actions.push(remind(cfg, group, msg));
     }
     let mut d = Decision::new(role, c, Vec::new());
@@ -426,6 +428,26 @@ chat = "opheers"
         };
         assert_eq!(*reply_to, None, "found at send time");
         assert_eq!(d.effects.thread.as_deref(), Some("sandbox|veulen|7"));
+    }
+
+    #[test]
+    fn a_new_sighting_is_reminded_only_in_a_thread_the_police_do_not_know_of() {
+        let c = cfg("");
+        let sighting = msg("heers", "an", "Verdachte man loert nu in de tuinen hier");
+        let d = run(&c, "heers", &sighting, &replied(thread(false)));
+        assert_eq!(
+            kinds(&d)[0],
+            "remind:heers",
+            "the alert did not say 101 was called"
+        );
+        let mut t = thread(false);
+        t.alert.confirmed = true;
+        let d = run(&c, "heers", &sighting, &replied(t));
+        assert!(
+            !kinds(&d).iter().any(|k| k.starts_with("remind")),
+            "the police know of this incident: {:?}",
+            kinds(&d)
+        );
     }
 
     #[test]
