@@ -23,7 +23,10 @@ use crate::store::{AlertRecord, DeliveryState, Store, StoreError, sender_hash};
 /// How many alerts `/status` lists.
 const STATUS_ALERTS: usize = 5;
 /// How many recent alerts are compared with a new one, at most.
-const RECENT_ALERTS: usize = 500;
+/// How many of the newest alerts in the merge window a new alert is compared
+/// with: a few per village per day is the load, and the comparison costs
+/// tens of microseconds each.
+const RECENT_ALERTS: usize = 100;
 
 /// The thread state of an alert record: its hold, and the groups reached.
 fn thread(store: &dyn Store, alert: AlertRecord) -> Result<Thread, StoreError> {
@@ -101,13 +104,12 @@ pub fn known(
     }
     // Earlier reports of the same incident: only the alerts whose text is
     // alike are looked at further (their copies' states are a scan).
+    // Only an alert can be a second report of one.
     let window = cfg.relay.merge_window.as_millis() as u64;
-    if window > 0 {
+    if window > 0 && cfg.rules.classify(&msg.text).alert {
+        let me = relay::similar::Fingerprint::of(&msg.text);
         for a in store.alerts_since(now_ms.saturating_sub(window), RECENT_ALERTS)? {
-            if a.group != group.id
-                && !a.retracted
-                && relay::similar::same_incident(&msg.text, &a.text)
-            {
+            if a.group != group.id && !a.retracted && me.same_incident_as(&a.text) {
                 k.recent.push(thread(store, a)?);
             }
         }

@@ -552,6 +552,34 @@ pub fn same_incident(a: &str, b: &str) -> bool {
     overlap(a, b).same_incident()
 }
 
+/// A new report, prepared once to be compared with many earlier ones.
+pub struct Fingerprint {
+    tokens: BTreeSet<String>,
+    anchors: BTreeSet<(Anchor, String)>,
+}
+
+impl Fingerprint {
+    pub fn of(text: &str) -> Self {
+        Self {
+            tokens: tokens(text),
+            anchors: anchors(text),
+        }
+    }
+
+    /// [`same_incident`] of this report and `earlier`, the cheap test first:
+    /// anchors are read only from texts that share enough words.
+    pub fn same_incident_as(&self, earlier: &str) -> bool {
+        let tb = tokens(earlier);
+        let shared = self.tokens.intersection(&tb).count();
+        let smaller = self.tokens.len().min(tb.len());
+        if smaller == 0 || shared < MIN_SHARED || (shared as f64 / smaller as f64) < MIN_CONTAINMENT
+        {
+            return false;
+        }
+        !contradict(&self.anchors, &anchors(earlier))
+    }
+}
+
 /// The thread of an earlier report of the incident `text` (posted in
 /// `group`), if the network has one: the newest matching alert of another
 /// group, within the merge window, forwarded and not retracted. (A held
@@ -580,6 +608,28 @@ pub fn earlier_report<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fingerprint_decides_as_the_plain_comparison_does() {
+        let pairs = [
+            (
+                "Grijze bestelwagen 1-ABC-234 in de Kerkstraat",
+                "[Veulen] Grijze bestelwagen 1-ABC-234 rijdt in de Kerkstraat",
+            ),
+            (
+                "Grijze bestelwagen in de Kerkstraat",
+                "Grijze bestelwagen in de Molenstraat",
+            ),
+            ("Inbraak", "Inbraak in de Molenstraat"),
+        ];
+        for (a, b) in pairs {
+            assert_eq!(
+                Fingerprint::of(a).same_incident_as(b),
+                same_incident(a, b),
+                "{a} / {b}"
+            );
+        }
+    }
 
     #[test]
     fn a_hand_copy_with_a_village_prefix_is_the_same_incident() {
