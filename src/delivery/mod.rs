@@ -314,7 +314,7 @@ impl Dispatcher {
                 if let Err(e) = state.store.reschedule(&entry) {
                     error!(%account, error = %e, "cannot store the retry time");
                 }
-                warn!(%account, chat = %entry.msg.chat, wait_ms = wait.as_millis() as u64, account_wide, "platform asked to slow down");
+                warn!(%account, chat = %crate::telemetry::chat_for_log(entry.msg.chat.as_str()), wait_ms = wait.as_millis() as u64, account_wide, "platform asked to slow down");
                 self.queue.insert(done.key, entry);
             }
             Err(SendError::Transient(why)) => {
