@@ -235,6 +235,9 @@ pub struct Known {
     pub senders_hold: Option<Thread>,
     /// For `/status`: the network's last alerts and where each copy stands.
     pub status: Vec<StatusItem>,
+    /// The message's classification, when the lookup needed it already
+    /// (only an alert is compared with recent ones): computed once.
+    pub classified: Option<Classification>,
 }
 
 /// One alert thread as the relay sees it.
@@ -324,7 +327,10 @@ pub fn decide(
     if msg.edit.is_some() {
         return thread::edit(cfg, group, msg, role, known);
     }
-    let c = cfg.rules.classify(&msg.text);
+    let c = known
+        .classified
+        .clone()
+        .unwrap_or_else(|| cfg.rules.classify(&msg.text));
     if let Some(t) = &known.replied {
         return thread::reply(cfg, group, msg, role, &c, t);
     }

@@ -106,7 +106,10 @@ pub fn known(
     // alike are looked at further (their copies' states are a scan).
     // Only an alert can be a second report of one.
     let window = cfg.relay.merge_window.as_millis() as u64;
-    if window > 0 && cfg.rules.classify(&msg.text).alert {
+    let c = (window > 0).then(|| cfg.rules.classify(&msg.text));
+    let is_alert = c.as_ref().is_some_and(|c| c.alert);
+    k.classified = c;
+    if is_alert {
         let me = relay::similar::Fingerprint::of(&msg.text);
         for a in store.alerts_since(now_ms.saturating_sub(window), RECENT_ALERTS)? {
             if a.group != group.id && !a.retracted && me.same_incident_as(&a.text) {
