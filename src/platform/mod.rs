@@ -154,3 +154,28 @@ pub fn secret_matches(given: Option<&[u8]>, expected: &str) -> bool {
         None => false,
     }
 }
+
+/// For the parsers' no-panic tests: `base` with 1 to 5 random edits (a byte
+/// changed, the tail cut off, a JSON-ish byte inserted).
+#[cfg(test)]
+pub(crate) fn mutated(base: &[u8], rng: &mut fastrand::Rng) -> Vec<u8> {
+    let mut b = base.to_vec();
+    for _ in 0..rng.usize(1..6) {
+        if b.is_empty() {
+            break;
+        }
+        match rng.u8(0..3) {
+            0 => {
+                let i = rng.usize(0..b.len());
+                b[i] = rng.u8(..);
+            }
+            1 => b.truncate(rng.usize(0..b.len())),
+            _ => {
+                let i = rng.usize(0..=b.len());
+                let pool = b"{}[]\":,-0123456789e@_";
+                b.insert(i, pool[rng.usize(0..pool.len())]);
+            }
+        }
+    }
+    b
+}

@@ -524,24 +524,7 @@ mod tests {
         let base = GROUP_MSG.as_bytes();
         let mut rng = fastrand::Rng::with_seed(7);
         for _ in 0..5_000 {
-            let mut b = base.to_vec();
-            for _ in 0..rng.usize(1..6) {
-                match rng.u8(0..3) {
-                    0 => {
-                        let i = rng.usize(0..b.len());
-                        b[i] = rng.u8(..);
-                    }
-                    1 => b.truncate(rng.usize(0..b.len())),
-                    _ => {
-                        let i = rng.usize(0..=b.len());
-                        let pool = b"{}[]\":,-0123456789e";
-                        b.insert(i, pool[rng.usize(0..pool.len())]);
-                    }
-                }
-                if b.is_empty() {
-                    break;
-                }
-            }
+            let b = crate::platform::mutated(base, &mut rng);
             let _ = t.parse_webhook(&h, &b);
         }
     }

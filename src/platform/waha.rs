@@ -510,24 +510,7 @@ mod tests {
         let mut rng = fastrand::Rng::with_seed(11);
         for base in [GROUP_MSG, REPLY, FROM_PHONE] {
             for _ in 0..2_000 {
-                let mut b = base.as_bytes().to_vec();
-                for _ in 0..rng.usize(1..6) {
-                    if b.is_empty() {
-                        break;
-                    }
-                    match rng.u8(0..3) {
-                        0 => {
-                            let i = rng.usize(0..b.len());
-                            b[i] = rng.u8(..);
-                        }
-                        1 => b.truncate(rng.usize(0..b.len())),
-                        _ => {
-                            let i = rng.usize(0..=b.len());
-                            let pool = b"{}[]\":,-0123456789e@_";
-                            b.insert(i, pool[rng.usize(0..pool.len())]);
-                        }
-                    }
-                }
+                let b = crate::platform::mutated(base.as_bytes(), &mut rng);
                 let _ = w.parse_webhook(&HeaderMap::new(), &b);
             }
         }
