@@ -127,6 +127,14 @@ fn sandbox_key(chat: &str, id: &str) -> Option<Vec<u8>> {
     Some(key)
 }
 
+/// The error of a transaction that never aborts on purpose.
+fn tx_error(e: TransactionError<()>) -> StoreError {
+    match e {
+        TransactionError::Storage(e) => StoreError::Db(e),
+        TransactionError::Abort(()) => StoreError::Corrupt("aborted".into()),
+    }
+}
+
 fn prefix(s: &str) -> Vec<u8> {
     let mut k = s.as_bytes().to_vec();
     k.push(0);
@@ -516,10 +524,7 @@ impl Store for SledStore {
                 }
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
-            .map_err(|e| match e {
-                TransactionError::Storage(e) => StoreError::Db(e),
-                TransactionError::Abort(()) => StoreError::Corrupt("aborted".into()),
-            })
+            .map_err(tx_error)
     }
 
     fn reschedule(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
@@ -540,10 +545,7 @@ impl Store for SledStore {
                 dead.insert(&dkey, enc(entry))?;
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
-            .map_err(|e| match e {
-                TransactionError::Storage(e) => StoreError::Db(e),
-                TransactionError::Abort(()) => StoreError::Corrupt("aborted".into()),
-            })
+            .map_err(tx_error)
     }
 
     fn dead_letters(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
@@ -581,10 +583,7 @@ impl Store for SledStore {
                 outbox.insert(outbox_key(&entry.msg, entry.id), enc(&entry))?;
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
-            .map_err(|e| match e {
-                TransactionError::Storage(e) => StoreError::Db(e),
-                TransactionError::Abort(()) => StoreError::Corrupt("aborted".into()),
-            })?;
+            .map_err(tx_error)?;
         Ok(true)
     }
 
@@ -777,10 +776,7 @@ impl Store for SledStore {
             }
             Ok::<_, ConflictableTransactionError<()>>(n)
         });
-        res.map_err(|e| match e {
-            TransactionError::Storage(e) => StoreError::Db(e),
-            TransactionError::Abort(()) => StoreError::Corrupt("aborted".into()),
-        })
+        res.map_err(tx_error)
     }
 
     fn copy_in(&self, origin: &str, group: &GroupId) -> Result<Option<CopyRecord>, StoreError> {
