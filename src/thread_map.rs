@@ -113,7 +113,7 @@ pub fn known(
         let me = relay::similar::Fingerprint::of(&msg.text);
         for a in store.alerts_since(now_ms.saturating_sub(window), RECENT_ALERTS)? {
             if a.group != group.id && !a.retracted && me.same_incident_as(&a.text) {
-                k.recent.push(thread(store, a)?);
+                k.recent.push(thread(store, (*a).clone())?);
             }
         }
     }

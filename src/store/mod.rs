@@ -15,6 +15,7 @@
 //! answered. sled is the implementation; the trait is the seam for a shared
 //! PostgreSQL later (outbox claimed with `FOR UPDATE SKIP LOCKED`).
 
+mod recent;
 mod sled_store;
 
 use async_trait::async_trait;
@@ -306,7 +307,13 @@ pub trait Store: Send + Sync {
     /// reminder as before, under its origin), and every message of a thread
     /// is linked to it, so replies to it are found. [`Sent::nothing`]
     /// records nothing.
-    fn complete(&self, entry: &OutboxEntry, sent: &Sent, at_ms: u64) -> Result<(), StoreError>;
+    fn complete(&self, entry: &OutboxEntry, sent: &Sent, at_ms: u64) -> Result<(), StoreError> {
+        self.complete_many(&[(entry, sent)], at_ms)
+    }
+
+    /// [`Store::complete`] for many delivered entries in ONE atomic step:
+    /// all are recorded, or none.
+    fn complete_many(&self, done: &[(&OutboxEntry, &Sent)], at_ms: u64) -> Result<(), StoreError>;
 
     /// Stores a changed retry state (attempts, next_at_ms, last_error).
     fn reschedule(&self, entry: &OutboxEntry) -> Result<(), StoreError>;
@@ -332,8 +339,13 @@ pub trait Store: Send + Sync {
     /// The alert record of a thread, by its origin.
     fn alert(&self, origin: &str) -> Result<Option<AlertRecord>, StoreError>;
 
-    /// Alerts recorded at or after `from_ms`, newest first.
-    fn alerts_since(&self, from_ms: u64, limit: usize) -> Result<Vec<AlertRecord>, StoreError>;
+    /// Alerts recorded at or after `from_ms`, newest first (shared: the
+    /// store may serve them from memory).
+    fn alerts_since(
+        &self,
+        from_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<std::sync::Arc<AlertRecord>>, StoreError>;
 
     /// Every alert held now (`relay.unconfirmed = "hold"`).
     fn held_alerts(&self, limit: usize) -> Result<Vec<HeldAlert>, StoreError>;

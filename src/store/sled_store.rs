@@ -2,8 +2,8 @@
 //! tree per kind of record, multi-tree transactions for atomic writes.
 
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -12,6 +12,7 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use tokio::sync::watch;
 
+use super::recent::{self, RecentAlerts};
 use super::*;
 use crate::message::OutboundKind;
 
@@ -32,6 +33,9 @@ pub struct SledStore {
     alert_index: sled::Tree,
     /// Chat ids that changed: old → [`ChatMove`].
     moves: sled::Tree,
+    /// The newest alert records, decoded (`None`: not loaded yet, or
+    /// dropped after an error or a purge).
+    recent: Mutex<Option<RecentAlerts>>,
 }
 
 fn enc<T: Serialize>(v: &T) -> Vec<u8> {
@@ -155,6 +159,35 @@ impl SledStore {
         Ok(now)
     }
 
+    /// Brings the cached copy of the alert records under `keys` up to date
+    /// with the store (after a write). On any error the cache is dropped:
+    /// the next read loads it again, or reports the error.
+    fn refresh_recent(&self, keys: &[Vec<u8>]) {
+        let Ok(mut guard) = self.recent.lock() else {
+            return;
+        };
+        let Some(cache) = guard.as_mut() else {
+            return;
+        };
+        for key in keys {
+            let record = match self.alerts.get(key) {
+                Ok(Some(v)) => match dec::<AlertRecord>(&v) {
+                    Ok(a) => Some(a),
+                    Err(_) => {
+                        *guard = None;
+                        return;
+                    }
+                },
+                Ok(None) => None,
+                Err(_) => {
+                    *guard = None;
+                    return;
+                }
+            };
+            cache.set(key.clone(), record);
+        }
+    }
+
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let db = sled::Config::new()
@@ -188,6 +221,7 @@ impl SledStore {
             links: db.open_tree("links")?,
             alert_index: db.open_tree("alert_index")?,
             moves: db.open_tree("moves")?,
+            recent: Mutex::new(None),
             db,
         })
     }
@@ -421,6 +455,24 @@ impl Store for SledStore {
                     Ok(IngestResult::Accepted { queued, reminded })
                 },
             );
+        if res.is_ok() {
+            let mut touched = Vec::new();
+            if let Some(a) = &w.alert {
+                touched.push(alert_key(a.at_ms, &a.origin));
+            }
+            if let Some(u) = &w.alert_update {
+                if let Some(at) = self
+                    .alert_index
+                    .get(u.origin.as_bytes())?
+                    .and_then(|v| be_u64(&v))
+                {
+                    touched.push(alert_key(at, &u.origin));
+                }
+            }
+            if !touched.is_empty() {
+                self.refresh_recent(&touched);
+            }
+        }
         match res {
             Ok(r) => Ok(r),
             Err(TransactionError::Abort(Abort::Duplicate)) => Ok(IngestResult::Duplicate),
@@ -484,43 +536,60 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    fn complete(&self, entry: &OutboxEntry, sent: &Sent, at_ms: u64) -> Result<(), StoreError> {
-        let okey = outbox_key(&entry.msg, entry.id);
-        let msg = &entry.msg;
-        // Sent where the chat is now (it may have moved since it was queued).
-        let chat = self.chat_now(&msg.chat)?;
-        let rec = CopyRecord {
-            group: msg.group.clone(),
-            account: msg.account.clone(),
-            chat: chat.to_string(),
-            message_id: sent.message_id.clone(),
-            sent_ms: at_ms,
-        };
-        // What the copy is recorded as: a thread's copy in this group, or
-        // (entries without a thread, and reminders) its origin's, as before.
-        let copy = if sent.is_nothing() {
-            None
-        } else {
-            match (msg.kind, &msg.thread) {
-                (OutboundKind::Forward, Some(t)) => Some(copy_key(t, &msg.group)),
-                (OutboundKind::FollowUp, _) => None,
-                _ => Some(copy_key(&entry.origin, &msg.group)),
-            }
-        };
-        let link = match &msg.thread {
-            Some(t) if !sent.is_nothing() => {
-                Some((crate::message::link_key(&chat, &sent.message_id), t.clone()))
-            }
-            _ => None,
-        };
+    fn complete_many(&self, done: &[(&OutboxEntry, &Sent)], at_ms: u64) -> Result<(), StoreError> {
+        struct Booking {
+            okey: Vec<u8>,
+            copy: Option<(Vec<u8>, Vec<u8>)>,
+            link: Option<(String, String)>,
+        }
+        let mut bookings = Vec::with_capacity(done.len());
+        for (entry, sent) in done {
+            let msg = &entry.msg;
+            // Sent where the chat is now (it may have moved since it was queued).
+            let chat = self.chat_now(&msg.chat)?;
+            // What the copy is recorded as: a thread's copy in this group, or
+            // (entries without a thread, and reminders) its origin's, as before.
+            let copy_key = if sent.is_nothing() {
+                None
+            } else {
+                match (msg.kind, &msg.thread) {
+                    (OutboundKind::Forward, Some(t)) => Some(copy_key(t, &msg.group)),
+                    (OutboundKind::FollowUp, _) => None,
+                    _ => Some(copy_key(&entry.origin, &msg.group)),
+                }
+            };
+            let copy = copy_key.map(|k| {
+                let rec = CopyRecord {
+                    group: msg.group.clone(),
+                    account: msg.account.clone(),
+                    chat: chat.to_string(),
+                    message_id: sent.message_id.clone(),
+                    sent_ms: at_ms,
+                };
+                (k, enc(&rec))
+            });
+            let link = match &msg.thread {
+                Some(t) if !sent.is_nothing() => {
+                    Some((crate::message::link_key(&chat, &sent.message_id), t.clone()))
+                }
+                _ => None,
+            };
+            bookings.push(Booking {
+                okey: outbox_key(msg, entry.id),
+                copy,
+                link,
+            });
+        }
         (&self.outbox, &self.copies, &self.links)
             .transaction(|(outbox, copies, links)| {
-                outbox.remove(okey.as_slice())?;
-                if let Some(k) = &copy {
-                    copies.insert(k.as_slice(), enc(&rec))?;
-                }
-                if let Some((k, root)) = &link {
-                    links.insert(k.as_bytes(), root.as_bytes())?;
+                for b in &bookings {
+                    outbox.remove(b.okey.as_slice())?;
+                    if let Some((k, rec)) = &b.copy {
+                        copies.insert(k.as_slice(), rec.as_slice())?;
+                    }
+                    if let Some((k, root)) = &b.link {
+                        links.insert(k.as_bytes(), root.as_bytes())?;
+                    }
                 }
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
@@ -808,14 +877,40 @@ impl Store for SledStore {
         }
     }
 
-    fn alerts_since(&self, from_ms: u64, limit: usize) -> Result<Vec<AlertRecord>, StoreError> {
+    fn alerts_since(
+        &self,
+        from_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<Arc<AlertRecord>>, StoreError> {
+        let from = from_ms.to_be_bytes();
+        let mut guard = self
+            .recent
+            .lock()
+            .map_err(|_| StoreError::Corrupt("alert cache lock poisoned".into()))?;
+        if guard.is_none() {
+            let newest = self
+                .alerts
+                .iter()
+                .rev()
+                .take(recent::CAPACITY)
+                .map(|kv| {
+                    let (k, v) = kv?;
+                    Ok((k.to_vec(), dec::<AlertRecord>(&v)?))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            *guard = Some(RecentAlerts::from_newest(newest));
+        }
+        if let Some(hit) = guard.as_ref().and_then(|c| c.since(&from, limit)) {
+            return Ok(hit);
+        }
+        drop(guard);
         self.alerts
-            .range(from_ms.to_be_bytes().to_vec()..)
+            .range(from.to_vec()..)
             .rev()
             .take(limit)
             .map(|kv| {
                 let (_, v) = kv?;
-                dec(&v)
+                Ok(Arc::new(dec(&v)?))
             })
             .collect()
     }
@@ -959,6 +1054,18 @@ impl Store for SledStore {
     }
 
     fn purge_before(&self, cutoff_ms: u64) -> Result<usize, StoreError> {
+        let n = self.purge_records(cutoff_ms);
+        // Alert records went (perhaps some, on an error): the cache is
+        // loaded afresh when next asked.
+        if let Ok(mut c) = self.recent.lock() {
+            *c = None;
+        }
+        n
+    }
+}
+
+impl SledStore {
+    fn purge_records(&self, cutoff_ms: u64) -> Result<usize, StoreError> {
         let mut n = 0;
         for kv in self.seen.iter() {
             let (k, v) = kv?;
@@ -1153,6 +1260,31 @@ mod tests {
         let copies = s.copies_of("o1").unwrap();
         assert_eq!(copies.len(), 1);
         assert_eq!(copies[0].message_id, "42");
+    }
+
+    #[test]
+    fn a_batch_of_deliveries_is_recorded_in_one_step() {
+        let s = SledStore::temporary().unwrap();
+        s.commit_ingest(&write("o1")).unwrap();
+        s.commit_ingest(&write("o2")).unwrap();
+        let acc = AccountId::parse("sandbox").unwrap();
+        let pending = s.pending(&acc, 100).unwrap();
+        assert_eq!(pending.len(), 4);
+        let sent: Vec<Sent> = (0..3)
+            .map(|i| Sent {
+                message_id: format!("m{i}"),
+            })
+            .collect();
+        let done: Vec<(&OutboxEntry, &Sent)> = pending.iter().zip(&sent).collect();
+        s.complete_many(&done, 2_000).unwrap();
+        let left = s.pending(&acc, 100).unwrap();
+        assert_eq!(left, [pending[3].clone()]);
+        assert_eq!(s.copies_of("o1").unwrap().len(), 2);
+        assert_eq!(s.copies_of("o2").unwrap().len(), 1);
+        // Booking the same deliveries again changes nothing (a retried batch).
+        s.complete_many(&done, 2_000).unwrap();
+        assert_eq!(s.pending(&acc, 100).unwrap().len(), 1);
+        assert_eq!(s.copies_of("o1").unwrap().len(), 2);
     }
 
     #[test]
@@ -1408,6 +1540,9 @@ mod tests {
         w.outbox.clear();
         w.alert = Some(alert(root, 1_000));
         s.commit_ingest(&w).unwrap();
+        // Read once before the changes: the newest alerts are then served
+        // from memory, which must follow every change.
+        assert!(!s.alerts_since(0, 10).unwrap()[0].retracted);
         for (key, change) in [
             ("k1", AlertChange::Sighting(GroupId::parse("heks").unwrap())),
             ("k2", AlertChange::AllClear),
@@ -1424,6 +1559,24 @@ mod tests {
         let a = s.alert(root).unwrap().unwrap();
         assert!(a.retracted && a.all_clear);
         assert_eq!(a.sightings, [GroupId::parse("heks").unwrap()]);
+        let recent = s.alerts_since(0, 10).unwrap();
+        assert_eq!(recent.len(), 1);
+        assert_eq!(*recent[0], a, "the cached record is the stored one");
+        // A new alert joins the cached ones, newest first.
+        let mut w2 = write("sandbox|veulen|8");
+        w2.outbox.clear();
+        w2.alert = Some(alert("sandbox|veulen|8", 2_000));
+        s.commit_ingest(&w2).unwrap();
+        let origins: Vec<_> = s
+            .alerts_since(0, 10)
+            .unwrap()
+            .iter()
+            .map(|a| a.origin.clone())
+            .collect();
+        assert_eq!(origins, ["sandbox|veulen|8", root]);
+        assert_eq!(s.alerts_since(1_500, 10).unwrap().len(), 1);
+        // Purged records leave the cache too.
+        s.purge_before(1_500).unwrap();
         assert_eq!(s.alerts_since(0, 10).unwrap().len(), 1);
     }
 
