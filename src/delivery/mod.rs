@@ -19,9 +19,10 @@
 //!   `delivery.send_timeout`); everything else stays in the outbox.
 
 pub mod limits;
+mod queue;
 mod retry;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
@@ -37,6 +38,7 @@ use crate::startup::AppState;
 use crate::store::OutboxEntry;
 use crate::time::now_ms;
 use limits::Limiter;
+use queue::{Key, Queue};
 
 /// How many outbox entries a dispatcher keeps decoded in memory (a cache of
 /// the store, which stays the truth).
@@ -83,7 +85,8 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
 
 /// The result of one send, reported back to the dispatcher.
 struct Done {
-    key: (u8, u64),
+    chat: ChatId,
+    key: Key,
     result: Result<Sent, SendError>,
     elapsed: Duration,
 }
@@ -92,8 +95,8 @@ struct Dispatcher {
     state: AppState,
     account: AccountId,
     limiter: Option<Limiter>,
-    /// Decoded pending entries, keyed like the outbox: (priority, id).
-    queue: BTreeMap<(u8, u64), OutboxEntry>,
+    /// Decoded pending entries, per chat, keyed like the outbox.
+    queue: Queue,
     /// Highest entry id loaded so far.
     cursor: Option<u64>,
     truncated: bool,
@@ -110,7 +113,7 @@ impl Dispatcher {
             state,
             account,
             limiter: None,
-            queue: BTreeMap::new(),
+            queue: Queue::default(),
             cursor: None,
             truncated: false,
             last_full: None,
@@ -131,9 +134,11 @@ impl Dispatcher {
             tokio::pin!(notified);
             notified.as_mut().enable();
 
+            let mut batch = Vec::new();
             while let Ok(done) = self.done_rx.try_recv() {
-                self.finish(done);
+                batch.push(done);
             }
+            self.finish(batch);
             let mut next_due = None;
             if !stopping {
                 let rt = self.state.runtime.borrow().clone();
@@ -166,7 +171,7 @@ impl Dispatcher {
                 }
             };
             if let Some(done) = done {
-                self.finish(done);
+                self.finish(vec![done]);
             }
         }
         debug!(account = %self.account, "delivery worker stopped");
@@ -179,8 +184,7 @@ impl Dispatcher {
         let loaded = if full_due {
             self.state.store.pending(&self.account, CACHE).inspect(|v| {
                 // Keep the decoded copies of entries in flight as they are.
-                self.queue
-                    .retain(|_, e| self.in_flight.contains(&e.msg.chat));
+                self.queue.retain_chats(|c| self.in_flight.contains(c));
                 self.last_full = Some(Instant::now());
                 self.truncated = v.len() >= CACHE;
             })
@@ -201,7 +205,7 @@ impl Dispatcher {
             Ok(entries) => {
                 for e in entries {
                     self.cursor = Some(self.cursor.map_or(e.id, |c| c.max(e.id)));
-                    self.queue.entry((e.msg.kind.priority(), e.id)).or_insert(e);
+                    self.queue.insert(e);
                 }
             }
             Err(e) => error!(account = %self.account, error = %e, "cannot read the outbox"),
@@ -213,16 +217,15 @@ impl Dispatcher {
         let platform = rt.platforms.get(&self.account).cloned()?;
         let limiter = self.limiter.as_mut()?;
         let now = now_ms();
-        let mut heads: HashSet<&ChatId> = HashSet::new();
         let mut next_due: Option<u64> = None;
         let mut start = Vec::new();
         let max = limiter.max_in_flight();
-        for (key, e) in &self.queue {
+        // Only the head of each chat's queue may go, most urgent first.
+        for (key, e) in self.queue.heads() {
             if self.in_flight.len() + start.len() >= max {
                 break;
             }
-            // Only the head of each chat's queue may go.
-            if !heads.insert(&e.msg.chat) || self.in_flight.contains(&e.msg.chat) {
+            if self.in_flight.contains(&e.msg.chat) {
                 continue;
             }
             let ready = e.next_at_ms.max(limiter.ready_at(&e.msg.chat, now));
@@ -231,11 +234,11 @@ impl Dispatcher {
                 continue;
             }
             limiter.record(&e.msg.chat, now);
-            start.push(*key);
+            start.push((e.msg.chat.clone(), key));
         }
         let timeout = rt.config.delivery.send_timeout;
-        for key in start {
-            let Some(entry) = self.queue.get(&key) else {
+        for (chat, key) in start {
+            let Some(entry) = self.queue.get(&chat, &key) else {
                 continue;
             };
             self.in_flight.insert(entry.msg.chat.clone());
@@ -255,6 +258,7 @@ impl Dispatcher {
                     ))),
                 };
                 let _ = tx.send(Done {
+                    chat,
                     key,
                     result,
                     elapsed: started.elapsed(),
@@ -264,39 +268,70 @@ impl Dispatcher {
         next_due
     }
 
-    /// Books the result of one send.
-    fn finish(&mut self, done: Done) {
-        let Some(mut entry) = self.queue.remove(&done.key) else {
+    /// Books the results of the sends that finished since the last look:
+    /// the delivered ones in one atomic step (one store transaction for the
+    /// whole batch), the others each by its outcome.
+    fn finish(&mut self, batch: Vec<Done>) {
+        if batch.is_empty() {
             return;
-        };
-        self.in_flight.remove(&entry.msg.chat);
+        }
+        let policy = self.state.runtime.borrow().config.delivery.clone();
+        let now = now_ms();
+        let mut delivered = Vec::new();
+        for done in batch {
+            self.in_flight.remove(&done.chat);
+            let Some(entry) = self.queue.remove(&done.chat, &done.key) else {
+                continue;
+            };
+            self.state.metrics.observe(
+                "buurtrelay_send_seconds",
+                &[("account", self.account.as_str())],
+                done.elapsed.as_secs_f64(),
+            );
+            match done.result {
+                Ok(sent) => delivered.push((entry, sent)),
+                Err(e) => self.failed(entry, e, &policy, now),
+            }
+        }
+        if delivered.is_empty() {
+            return;
+        }
+        let state = &self.state;
+        let account = &self.account;
+        let done: Vec<(&OutboxEntry, &Sent)> = delivered.iter().map(|(e, s)| (e, s)).collect();
+        if let Err(e) = state.store.complete_many(&done, now) {
+            // The copies are out but not recorded: they stay queued and will
+            // be sent again (at-least-once). Flag it loudly.
+            error!(%account, copies = delivered.len(), error = %e, "sent but could not record the deliveries");
+            for (entry, _) in delivered {
+                self.queue.put_back(entry);
+            }
+            return;
+        }
+        state.metrics.add(
+            "buurtrelay_sends_total",
+            &[("account", account.as_str()), ("outcome", "ok")],
+            delivered.len() as u64,
+        );
+        for (entry, _) in &delivered {
+            debug!(%account, group = %entry.msg.group, kind = entry.msg.kind.as_str(), "delivered");
+        }
+    }
+
+    /// Books a send that did not deliver: retry later, or give up.
+    fn failed(
+        &mut self,
+        mut entry: OutboxEntry,
+        error: SendError,
+        policy: &crate::config::DeliveryPolicy,
+        now: u64,
+    ) {
         let state = &self.state;
         let account = &self.account;
         let acc = account.as_str();
-        state.metrics.observe(
-            "buurtrelay_send_seconds",
-            &[("account", acc)],
-            done.elapsed.as_secs_f64(),
-        );
-        let policy = state.runtime.borrow().config.delivery.clone();
-        let now = now_ms();
-        match done.result {
-            Ok(sent) => {
-                state.metrics.inc(
-                    "buurtrelay_sends_total",
-                    &[("account", acc), ("outcome", "ok")],
-                );
-                if let Err(e) = state.store.complete(&entry, &sent, now) {
-                    // The copy is out but not recorded: it stays queued and will
-                    // be sent again (at-least-once). Flag it loudly.
-                    error!(%account, group = %entry.msg.group, error = %e, "sent but could not record the delivery");
-                    self.queue.insert(done.key, entry);
-                    return;
-                }
-                debug!(%account, group = %entry.msg.group, kind = entry.msg.kind.as_str(), "delivered");
-            }
-            Err(SendError::RateLimited(wait)) | Err(SendError::AccountRateLimited(wait)) => {
-                let account_wide = matches!(done.result, Err(SendError::AccountRateLimited(_)));
+        match error {
+            SendError::RateLimited(wait) | SendError::AccountRateLimited(wait) => {
+                let account_wide = matches!(error, SendError::AccountRateLimited(_));
                 state.metrics.inc(
                     "buurtrelay_sends_total",
                     &[("account", acc), ("outcome", "rate_limited")],
@@ -315,9 +350,9 @@ impl Dispatcher {
                     error!(%account, error = %e, "cannot store the retry time");
                 }
                 warn!(%account, chat = %crate::telemetry::chat_for_log(entry.msg.chat.as_str()), wait_ms = wait.as_millis() as u64, account_wide, "platform asked to slow down");
-                self.queue.insert(done.key, entry);
+                self.queue.put_back(entry);
             }
-            Err(SendError::Transient(why)) => {
+            SendError::Transient(why) => {
                 entry.attempts += 1;
                 entry.last_error = Some(why.clone());
                 if now.saturating_sub(entry.created_ms) > policy.max_age.as_millis() as u64 {
@@ -334,9 +369,9 @@ impl Dispatcher {
                     error!(%account, error = %e, "cannot store the retry time");
                 }
                 warn!(%account, group = %entry.msg.group, attempts = entry.attempts, retry_in_ms = delay.as_millis() as u64, error = %why, "send failed; will retry");
-                self.queue.insert(done.key, entry);
+                self.queue.put_back(entry);
             }
-            Err(SendError::Permanent(why)) => {
+            SendError::Permanent(why) => {
                 entry.attempts += 1;
                 entry.last_error = Some(why);
                 self.give_up(entry, "refused");
@@ -362,8 +397,7 @@ impl Dispatcher {
         );
         if let Err(e) = state.store.dead_letter(&entry) {
             error!(%account, error = %e, "cannot move the entry to the dead letters");
-            self.queue
-                .insert((entry.msg.kind.priority(), entry.id), entry);
+            self.queue.put_back(entry);
         }
     }
 }
