@@ -57,6 +57,11 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    if !alloc_options::tune() {
+        eprintln!(
+            "note: the allocator runs with its default settings (more memory); build from the repository for the tuned ones"
+        );
+    }
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Serve {
@@ -225,4 +230,56 @@ fn simulate(
         }
     }
     ExitCode::SUCCESS
+}
+
+/// mimalloc instead of glibc's malloc: under alert load it took the relay
+/// from about 1,900 to about 2,500 alerts/s on the benchmark machine, and it
+/// hands the memory of a drained backlog back to the system, where glibc
+/// kept it (README, "Speed").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The allocator's settings that matter for memory (mimalloc's options, by
+/// their number in `mi_option_t`, mimalloc.h v3: that enum's order is its ABI).
+mod alloc_options {
+    use libmimalloc_sys::{mi_option_get, mi_option_set, mi_option_t};
+
+    /// Commit arena memory as it is used, not 1 GiB up front. Set at build
+    /// time (.cargo/config.toml): the first arena exists before `main`.
+    pub const ARENA_EAGER_COMMIT: mi_option_t = 4;
+    /// Give freed pages back after this many ms (mimalloc's default: 1000).
+    const PURGE_DELAY: mi_option_t = 15;
+
+    /// Sets what can be set at run time. Returns whether the allocator runs
+    /// with the settings meant (a binary built without the build-time one
+    /// still works, with a higher RSS).
+    pub fn tune() -> bool {
+        // SAFETY: mimalloc's option calls take plain integers and may be
+        // called at any time.
+        unsafe {
+            mi_option_set(PURGE_DELAY, 100);
+            mi_option_get(ARENA_EAGER_COMMIT) == 0 && mi_option_get(PURGE_DELAY) == 100
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn the_allocator_runs_with_the_settings_meant() {
+            // SAFETY: as in `tune`.
+            unsafe {
+                // mimalloc's own default (src/options.c): this number is
+                // purge_delay; then the build-time default took.
+                assert_eq!(mi_option_get(PURGE_DELAY), 1000);
+                assert_eq!(
+                    mi_option_get(ARENA_EAGER_COMMIT),
+                    0,
+                    "built without .cargo/config.toml's CFLAGS"
+                );
+            }
+            assert!(tune());
+        }
+    }
 }
