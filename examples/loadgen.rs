@@ -273,6 +273,7 @@ async fn main() {
     // (b) chit-chat, closed loop.
     let (rate_b, mut next) = closed_loop(&url, 64, 5.0, 1, chat).await;
     println!("(b) chit-chat, 64 connections, durable acks: {rate_b:.0} messages/s");
+    let rss_b = rss_kb(pid).1;
 
     // (a1) alerts, closed loop: sustained ingest rate, and delivery keeping up.
     let before = fake.total.load(Ordering::Relaxed);
@@ -287,6 +288,7 @@ async fn main() {
         "(a) alerts x10, 64 connections: ingest {rate_a:.0} alerts/s sustained for 5 s; copies delivered {send_rate:.0}/s until drained (drained: {drained}, ~{acked:.0} alerts)"
     );
     next = n2;
+    let rss_a = rss_kb(pid).1;
 
     // (a2) ack latency at 500 alerts/s.
     let before = fake.total.load(Ordering::Relaxed);
@@ -328,7 +330,10 @@ async fn main() {
 
     let (rss, hwm) = rss_kb(pid);
     println!(
-        "relay memory: RSS now {:.1} MB, peak {:.1} MB",
+        "relay memory: peak RSS {:.1} MB after (b), {:.1} MB after the backlog of (a) ({:.0} copies at most); RSS now {:.1} MB, peak {:.1} MB",
+        rss_b as f64 / 1024.0,
+        rss_a as f64 / 1024.0,
+        acked * 10.0,
         rss as f64 / 1024.0,
         hwm as f64 / 1024.0
     );
