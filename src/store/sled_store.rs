@@ -163,9 +163,7 @@ impl SledStore {
     /// with the store (after a write). On any error the cache is dropped:
     /// the next read loads it again, or reports the error.
     fn refresh_recent(&self, keys: &[Vec<u8>]) {
-        let Ok(mut guard) = self.recent.lock() else {
-            return;
-        };
+        let mut guard = self.recent_cache();
         let Some(cache) = guard.as_mut() else {
             return;
         };
@@ -186,6 +184,16 @@ impl SledStore {
             };
             cache.set(key.clone(), record);
         }
+    }
+
+    /// The alert cache, locked. A lock poisoned by a panic elsewhere is
+    /// taken over with the cache emptied (it is loaded again from the store).
+    fn recent_cache(&self) -> std::sync::MutexGuard<'_, Option<RecentAlerts>> {
+        self.recent.lock().unwrap_or_else(|poisoned| {
+            let mut g = poisoned.into_inner();
+            *g = None;
+            g
+        })
     }
 
     /// Opens (or creates) the database in `dir`.
@@ -461,12 +469,14 @@ impl Store for SledStore {
                 touched.push(alert_key(a.at_ms, &a.origin));
             }
             if let Some(u) = &w.alert_update {
-                if let Some(at) = self
-                    .alert_index
-                    .get(u.origin.as_bytes())?
-                    .and_then(|v| be_u64(&v))
-                {
-                    touched.push(alert_key(at, &u.origin));
+                // The write is done: a failed read here only costs the cache.
+                match self.alert_index.get(u.origin.as_bytes()) {
+                    Ok(v) => {
+                        if let Some(at) = v.and_then(|v| be_u64(&v)) {
+                            touched.push(alert_key(at, &u.origin));
+                        }
+                    }
+                    Err(_) => *self.recent_cache() = None,
                 }
             }
             if !touched.is_empty() {
@@ -883,10 +893,7 @@ impl Store for SledStore {
         limit: usize,
     ) -> Result<Vec<Arc<AlertRecord>>, StoreError> {
         let from = from_ms.to_be_bytes();
-        let mut guard = self
-            .recent
-            .lock()
-            .map_err(|_| StoreError::Corrupt("alert cache lock poisoned".into()))?;
+        let mut guard = self.recent_cache();
         if guard.is_none() {
             let newest = self
                 .alerts
@@ -1057,9 +1064,7 @@ impl Store for SledStore {
         let n = self.purge_records(cutoff_ms);
         // Alert records went (perhaps some, on an error): the cache is
         // loaded afresh when next asked.
-        if let Ok(mut c) = self.recent.lock() {
-            *c = None;
-        }
+        *self.recent_cache() = None;
         n
     }
 }
