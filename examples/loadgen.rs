@@ -4,6 +4,8 @@
 //!
 //!     cargo build --release && cargo run --release --example loadgen
 //!
+//! `LOADGEN_ALERT_SECONDS=30` sustains (a) for 30 s instead of 5.
+//!
 //! Scenarios:
 //!   (a) alerts from one group fanned out to 10 groups, no rate limit:
 //!       sustained ingest rate (closed loop), webhook ack latency at
@@ -278,14 +280,19 @@ async fn main() {
     // (a1) alerts, closed loop: sustained ingest rate, and delivery keeping up.
     let before = fake.total.load(Ordering::Relaxed);
     let t0 = Instant::now();
-    let (rate_a, n2) = closed_loop(&url, 64, 5.0, next, alert).await;
-    let acked = ((n2 - next) as f64).min(rate_a * 5.0 + 64.0);
+    // LOADGEN_ALERT_SECONDS: how long (a) is sustained (default 5 s).
+    let secs_a: f64 = std::env::var("LOADGEN_ALERT_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5.0);
+    let (rate_a, n2) = closed_loop(&url, 64, secs_a, next, alert).await;
+    let acked = ((n2 - next) as f64).min(rate_a * secs_a + 64.0);
     let want = before + (rate_a * t0.elapsed().as_secs_f64()).round() as u64 * 10;
-    let drained = wait_delivered(&fake, want.saturating_sub(640), 120).await;
+    let drained = wait_delivered(&fake, want.saturating_sub(640), 600).await;
     let send_rate =
         (fake.total.load(Ordering::Relaxed) - before) as f64 / t0.elapsed().as_secs_f64();
     println!(
-        "(a) alerts x10, 64 connections: ingest {rate_a:.0} alerts/s sustained for 5 s; copies delivered {send_rate:.0}/s until drained (drained: {drained}, ~{acked:.0} alerts)"
+        "(a) alerts x10, 64 connections: ingest {rate_a:.0} alerts/s sustained for {secs_a:.0} s; copies delivered {send_rate:.0}/s until drained (drained: {drained}, ~{acked:.0} alerts)"
     );
     next = n2;
     let rss_a = rss_kb(pid).1;
