@@ -2,8 +2,9 @@
 //!
 //! A `Config` that exists is valid: ids are parsed, references resolved,
 //! patterns compiled, durations and secrets read. Loading reports *every*
-//! semantic error as `file:line:col: message`; a TOML syntax error or an
-//! unknown key stops at the first one (the file cannot be read further).
+//! semantic error as `file:line:col: message`, and every unknown key; a
+//! TOML syntax error stops at the first one (the file cannot be read
+//! further).
 
 mod duration;
 mod ids;
@@ -464,8 +465,7 @@ impl Config {
         let raw: RawConfig = match toml::from_str(src) {
             Ok(raw) => raw,
             Err(e) => {
-                let span = e.span().unwrap_or(0..0);
-                cx.err(span, e.message().trim().to_string());
+                unknown_keys_too(&mut cx, e);
                 return Err(ConfigErrors(cx.errors));
             }
         };
@@ -511,6 +511,53 @@ impl Config {
 }
 
 /// Error collector with the source text, to turn byte spans into line:col.
+/// Reports a TOML error and, when it is an unknown key, every further
+/// unknown key: serde stops at the first, so that key's line is set aside
+/// (its first character made a `#`, so every other byte keeps its place)
+/// and the text read again, as long as the next error is another unknown
+/// key. Only a line that the key starts is set aside; a key inside an
+/// inline table, a table header or a value spanning lines ends the search
+/// (what it would leave behind could produce errors that are not there).
+fn unknown_keys_too(cx: &mut Cx, first: toml::de::Error) {
+    const MAX: usize = 50;
+    let is_unknown = |e: &toml::de::Error| e.message().starts_with("unknown field");
+    let mut text = cx.src.to_string();
+    let mut e = first;
+    loop {
+        let span = e.span().unwrap_or(0..0);
+        cx.err(span.clone(), e.message().trim().to_string());
+        if !is_unknown(&e) || cx.errors.len() >= MAX {
+            return;
+        }
+        let at = span.start;
+        let line_start = text[..at.min(text.len())].rfind('\n').map_or(0, |p| p + 1);
+        let starts_line = text
+            .get(line_start..at)
+            .is_some_and(|before| before.chars().all(|c| c == ' ' || c == '\t'));
+        let key_char = text.as_bytes().get(at).copied();
+        if !starts_line
+            || !key_char
+                .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'"')
+        {
+            return;
+        }
+        let mut next = text.clone().into_bytes();
+        next[at] = b'#';
+        let Ok(next) = String::from_utf8(next) else {
+            return;
+        };
+        match toml::from_str::<RawConfig>(&next) {
+            Err(again) if is_unknown(&again) && again.span() != Some(span) => {
+                text = next;
+                e = again;
+            }
+            // Read whole, or another kind of error: nothing more to name
+            // for sure (the other errors come once the keys are fixed).
+            _ => return,
+        }
+    }
+}
+
 struct Cx<'a> {
     file: String,
     src: &'a str,

@@ -135,6 +135,55 @@ fn an_unknown_key_is_reported_where_it_stands() {
     );
 }
 
+#[test]
+fn every_unknown_key_is_reported_in_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("typos.toml");
+    std::fs::write(
+        &f,
+        "[network]\nname = \"x\"\nlanguge = \"nl\"\n\n[server]\nlisten = \"127.0.0.1:0\"\n  data_dri = \"/tmp/x\"\n\n[[groups]]\nid = \"a\"\nnmae = \"A\"\n",
+    )
+    .unwrap();
+    let out = bin()
+        .args(["check-config", f.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let p = f.display();
+    for want in [
+        format!("{p}:3:1: unknown field `languge`"),
+        format!("{p}:7:3: unknown field `data_dri`"),
+        format!("{p}:11:1: unknown field `nmae`"),
+    ] {
+        assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn an_unknown_key_with_a_value_over_several_lines_ends_the_list_without_false_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("multi.toml");
+    std::fs::write(
+        &f,
+        "[network]\nname = \"x\"\nextra = [\n  \"a\",\n]\nlanguge = \"nl\"\n",
+    )
+    .unwrap();
+    let out = bin()
+        .args(["check-config", f.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let p = f.display().to_string();
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with(&p)).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].starts_with(&format!("{p}:3:1: unknown field `extra`")),
+        "{err}"
+    );
+}
+
 fn simulate(args: &[&str]) -> Value {
     let mut cmd = bin();
     cmd.args(["simulate", "--config", &heers(), "--json"])
