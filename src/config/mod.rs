@@ -510,7 +510,6 @@ impl Config {
     }
 }
 
-/// Error collector with the source text, to turn byte spans into line:col.
 /// Reports a TOML error and, when it is an unknown key, every further
 /// unknown key: serde stops at the first, so that key's line is set aside
 /// (its first character made a `#`, so every other byte keeps its place)
@@ -530,10 +529,11 @@ fn unknown_keys_too(cx: &mut Cx, first: toml::de::Error) {
             return;
         }
         let at = span.start;
-        let line_start = text[..at.min(text.len())].rfind('\n').map_or(0, |p| p + 1);
-        let starts_line = text
-            .get(line_start..at)
-            .is_some_and(|before| before.chars().all(|c| c == ' ' || c == '\t'));
+        let Some(head) = text.get(..at) else {
+            return;
+        };
+        let line_start = head.rfind('\n').map_or(0, |p| p + 1);
+        let starts_line = head[line_start..].chars().all(|c| c == ' ' || c == '\t');
         let key_char = text.as_bytes().get(at).copied();
         if !starts_line
             || !key_char
@@ -558,6 +558,7 @@ fn unknown_keys_too(cx: &mut Cx, first: toml::de::Error) {
     }
 }
 
+/// Error collector with the source text, to turn byte spans into line:col.
 struct Cx<'a> {
     file: String,
     src: &'a str,
