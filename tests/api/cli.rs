@@ -118,39 +118,38 @@ categories = ["burglary"]
     }
 }
 
-#[test]
-fn an_unknown_key_is_reported_where_it_stands() {
+/// Runs check-config on `text` (saved as `name`); it must fail. Returns the
+/// file's path as printed and what it wrote to stderr.
+fn check_config_fails(name: &str, text: &str) -> (String, String) {
     let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("typo.toml");
-    std::fs::write(&f, "[network]\nname = \"x\"\nlanguge = \"nl\"\n").unwrap();
+    let f = dir.path().join(name);
+    std::fs::write(&f, text).unwrap();
     let out = bin()
         .args(["check-config", f.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    (
+        f.display().to_string(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn an_unknown_key_is_reported_where_it_stands() {
+    let (p, err) = check_config_fails("typo.toml", "[network]\nname = \"x\"\nlanguge = \"nl\"\n");
     assert!(
-        err.contains(&format!("{}:3:1: unknown field `languge`", f.display())),
+        err.contains(&format!("{p}:3:1: unknown field `languge`")),
         "{err}"
     );
 }
 
 #[test]
 fn every_unknown_key_is_reported_in_one_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("typos.toml");
-    std::fs::write(
-        &f,
+    let (p, err) = check_config_fails(
+        "typos.toml",
         "[network]\nname = \"x\"\nlanguge = \"nl\"\n\n[server]\nlisten = \"127.0.0.1:0\"\n  data_dri = \"/tmp/x\"\n\n[[groups]]\nid = \"a\"\nnmae = \"A\"\n",
-    )
-    .unwrap();
-    let out = bin()
-        .args(["check-config", f.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    let p = f.display();
+    );
     for want in [
         format!("{p}:3:1: unknown field `languge`"),
         format!("{p}:7:3: unknown field `data_dri`"),
@@ -162,20 +161,10 @@ fn every_unknown_key_is_reported_in_one_run() {
 
 #[test]
 fn an_unknown_key_with_a_value_over_several_lines_ends_the_list_without_false_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("multi.toml");
-    std::fs::write(
-        &f,
+    let (p, err) = check_config_fails(
+        "multi.toml",
         "[network]\nname = \"x\"\nextra = [\n  \"a\",\n]\nlanguge = \"nl\"\n",
-    )
-    .unwrap();
-    let out = bin()
-        .args(["check-config", f.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    let p = f.display().to_string();
+    );
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with(&p)).collect();
     assert_eq!(lines.len(), 1, "{err}");
     assert!(

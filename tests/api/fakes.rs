@@ -75,13 +75,7 @@ impl FakeWhatsapp {
             .route("/message/sendText/{instance}", post(evolution_send))
             .route("/{phone}/messages", post(cloud_send))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let url = crate::helpers::serve_fake(app).await;
         FakeWhatsapp { url, state }
     }
 

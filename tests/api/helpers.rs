@@ -287,6 +287,18 @@ pub struct FakeTelegram {
     state: Arc<Mutex<FakeState>>,
 }
 
+/// Serves a fake platform API on a free loopback port; returns its base URL.
+pub async fn serve_fake(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    url
+}
+
 impl FakeTelegram {
     pub async fn start() -> FakeTelegram {
         let state = Arc::new(Mutex::new(FakeState {
@@ -298,13 +310,7 @@ impl FakeTelegram {
             .route("/{bot}/editMessageText", post(edit_message))
             .route("/{bot}/deleteMessage", post(delete_message))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let url = serve_fake(app).await;
         FakeTelegram { url, state }
     }
 
