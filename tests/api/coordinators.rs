@@ -7,28 +7,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::helpers::*;
+use crate::helpers::{OTHER_VILLAGES as VILLAGES, VEULEN_ALERT as ALERT, VEULEN_COPY as COPY};
 
-const ALERT: &str =
-    "Verdachte grijze bestelwagen rijdt traag door de Kerkstraat, 101 is verwittigd";
-const COPY: &str =
-    "[Veulen] Jan: Verdachte grijze bestelwagen rijdt traag door de Kerkstraat, 101 is verwittigd";
 const UNCALLED: &str = "Verdachte man loert in de tuinen van de Dorpsstraat";
-const VILLAGES: [&str; 10] = [
-    "batsheers",
-    "gutschoven",
-    "heers",
-    "heks",
-    "horpmoel",
-    "klein-gelmen",
-    "mechelen-bovelingen",
-    "mettekoven",
-    "opheers",
-    "vechmaal",
-];
-
-fn text(m: &Value) -> &str {
-    m["text"].as_str().unwrap_or_default()
-}
 
 fn id(m: &Value) -> String {
     m["message"]["id"].as_str().unwrap_or_default().to_string()

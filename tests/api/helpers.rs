@@ -664,6 +664,31 @@ pub fn tg_edit(
     .to_string()
 }
 
+/// The reference alert as a Veulen member writes it, police called.
+pub const VEULEN_ALERT: &str =
+    "Verdachte grijze bestelwagen rijdt traag door de Kerkstraat, 101 is verwittigd";
+/// Its copy in every other village (the sender is "Jan Peeters").
+pub const VEULEN_COPY: &str =
+    "[Veulen] Jan: Verdachte grijze bestelwagen rijdt traag door de Kerkstraat, 101 is verwittigd";
+/// Heers's villages other than Veulen, as in config/heers.toml.
+pub const OTHER_VILLAGES: [&str; 10] = [
+    "batsheers",
+    "gutschoven",
+    "heers",
+    "heks",
+    "horpmoel",
+    "klein-gelmen",
+    "mechelen-bovelingen",
+    "mettekoven",
+    "opheers",
+    "vechmaal",
+];
+
+/// A sandbox message's text.
+pub fn text(m: &Value) -> &str {
+    m["text"].as_str().unwrap_or_default()
+}
+
 pub fn heers_config_with_sandbox() -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/heers.toml");
     std::fs::read_to_string(path).expect("config/heers.toml")

@@ -1,23 +1,9 @@
 //! What members and coordinators of the Heers network see, on the sandbox.
 
+use crate::helpers::VEULEN_ALERT as ALERT_CALLED;
 use crate::helpers::*;
 
-const ALERT_CALLED: &str =
-    "Verdachte grijze bestelwagen rijdt traag door de Kerkstraat, 101 is verwittigd";
 const ALERT_UNCALLED: &str = "Verdachte grijze bestelwagen rijdt traag door de Kerkstraat";
-
-const OTHER_VILLAGES: [&str; 10] = [
-    "batsheers",
-    "gutschoven",
-    "heers",
-    "heks",
-    "horpmoel",
-    "klein-gelmen",
-    "mechelen-bovelingen",
-    "mettekoven",
-    "opheers",
-    "vechmaal",
-];
 
 #[tokio::test]
 async fn a_confirmed_alert_in_veulen_reaches_every_other_village_with_its_origin() {

@@ -6,27 +6,7 @@
 use serde_json::Value;
 
 use crate::helpers::*;
-
-const ALERT: &str =
-    "Verdachte grijze bestelwagen rijdt traag door de Kerkstraat, 101 is verwittigd";
-const COPY: &str =
-    "[Veulen] Jan: Verdachte grijze bestelwagen rijdt traag door de Kerkstraat, 101 is verwittigd";
-const VILLAGES: [&str; 10] = [
-    "batsheers",
-    "gutschoven",
-    "heers",
-    "heks",
-    "horpmoel",
-    "klein-gelmen",
-    "mechelen-bovelingen",
-    "mettekoven",
-    "opheers",
-    "vechmaal",
-];
-
-fn text(m: &Value) -> &str {
-    m["text"].as_str().unwrap_or_default()
-}
+use crate::helpers::{OTHER_VILLAGES as VILLAGES, VEULEN_ALERT as ALERT, VEULEN_COPY as COPY};
 
 fn id(m: &Value) -> String {
     m["id"].as_str().unwrap_or_default().to_string()
