@@ -559,7 +559,7 @@ impl Store for SledStore {
             let chat = self.chat_now(&msg.chat)?;
             // What the copy is recorded as: a thread's copy in this group, or
             // (entries without a thread, and reminders) its origin's, as before.
-            let copy_key = if sent.is_nothing() {
+            let copy_at = if sent.is_nothing() {
                 None
             } else {
                 match (msg.kind, &msg.thread) {
@@ -568,7 +568,7 @@ impl Store for SledStore {
                     _ => Some(copy_key(&entry.origin, &msg.group)),
                 }
             };
-            let copy = copy_key.map(|k| {
+            let copy = copy_at.map(|k| {
                 let rec = CopyRecord {
                     group: msg.group.clone(),
                     account: msg.account.clone(),
