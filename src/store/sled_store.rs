@@ -277,7 +277,19 @@ impl GroupCommit {
                 // Every ticket issued so far belongs to a finished write.
                 let target = self.issued.load(Ordering::SeqCst);
                 let db = db.clone();
-                let res = tokio::task::spawn_blocking(move || db.flush()).await;
+                let res = tokio::task::spawn_blocking(move || {
+                    let r = db.flush();
+                    // sled frees a retired 512 KiB log buffer through the
+                    // epoch collector, from the bag of deferred drops of the
+                    // thread that retired it, and a bag is only handed on when
+                    // it holds 64. A flush retires one, and the blocking-pool
+                    // threads that run flushes do little else: their bags
+                    // kept up to 54 MB of buffers alive under alert load (peak
+                    // RSS 105 MB; 76-80 MB with this hand-over).
+                    crossbeam_epoch::pin().flush();
+                    r
+                })
+                .await;
                 if let Ok(mut r) = self.running.lock() {
                     *r = false;
                 }
@@ -1335,6 +1347,20 @@ mod tests {
         assert!(s.resend_dead(first.id, 5_000).unwrap());
         assert_eq!(s.pending(&acc, 100).unwrap().len(), 2);
         assert!(s.dead_letters(10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn sled_and_the_group_commit_share_one_epoch_collector() {
+        // GroupCommit::flush hands sled's retired log buffers on through
+        // crossbeam-epoch's global collector; with two versions of that
+        // crate in the build it would hand on an empty bag of its own.
+        let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock"))
+            .expect("Cargo.lock");
+        let versions = lock
+            .split("[[package]]")
+            .filter(|p| p.contains("name = \"crossbeam-epoch\"\n"))
+            .count();
+        assert_eq!(versions, 1, "crossbeam-epoch must be one version");
     }
 
     #[test]
