@@ -123,16 +123,8 @@ pub fn known(
 /// Where `chat` is now, if it moved (a Telegram group upgraded to a
 /// supergroup, see `Store::migrate_chat`).
 pub fn current_chat(store: &dyn Store, chat: &ChatId) -> Result<Option<ChatId>, StoreError> {
-    let moves = store.chat_moves()?;
-    let mut now = chat;
-    // A chat may move twice; never loop.
-    for _ in 0..4 {
-        match moves.iter().find(|m| m.from == *now) {
-            Some(m) => now = &m.to,
-            None => break,
-        }
-    }
-    Ok((now != chat).then(|| now.clone()))
+    let now = store.chat_now(chat)?;
+    Ok((now != *chat).then_some(now))
 }
 
 fn store_failed(e: StoreError) -> SendError {

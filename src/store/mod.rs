@@ -358,6 +358,11 @@ pub trait Store: Send + Sync {
     /// Chat ids that changed, oldest first.
     fn chat_moves(&self) -> Result<Vec<ChatMove>, StoreError>;
 
+    /// Where `chat` is now: itself, or the id it moved to (a chat may move
+    /// twice: the moves are followed, a few at most, so a bad record never
+    /// loops).
+    fn chat_now(&self, chat: &ChatId) -> Result<ChatId, StoreError>;
+
     /// One message of a sandbox chat.
     fn sandbox_get(&self, chat: &str, id: &str) -> Result<Option<SandboxMessage>, StoreError>;
 

@@ -146,19 +146,6 @@ fn prefix(s: &str) -> Vec<u8> {
 }
 
 impl SledStore {
-    /// Where `chat` is now: itself, or the id it moved to.
-    fn chat_now(&self, chat: &ChatId) -> Result<ChatId, StoreError> {
-        let mut now = chat.clone();
-        // A chat may move twice; never loop.
-        for _ in 0..4 {
-            match self.moves.get(now.as_str().as_bytes())? {
-                Some(v) => now = dec::<ChatMove>(&v)?.to,
-                None => break,
-            }
-        }
-        Ok(now)
-    }
-
     /// Brings the cached copy of the alert records under `keys` up to date
     /// with the store (after a write). On any error the cache is dropped:
     /// the next read loads it again, or reports the error.
@@ -1008,6 +995,18 @@ impl Store for SledStore {
         Ok(n)
     }
 
+    fn chat_now(&self, chat: &ChatId) -> Result<ChatId, StoreError> {
+        let mut now = chat.clone();
+        // A chat may move twice; never loop.
+        for _ in 0..4 {
+            match self.moves.get(now.as_str().as_bytes())? {
+                Some(v) => now = dec::<ChatMove>(&v)?.to,
+                None => break,
+            }
+        }
+        Ok(now)
+    }
+
     fn chat_moves(&self) -> Result<Vec<ChatMove>, StoreError> {
         let mut v: Vec<ChatMove> = self
             .moves
@@ -1753,6 +1752,21 @@ mod tests {
         )
         .unwrap();
         assert!(s.links.contains_key("new|6").unwrap());
+    }
+
+    #[test]
+    fn a_chat_that_moved_twice_is_followed_and_a_cycle_never_loops() {
+        let s = SledStore::temporary().unwrap();
+        let [a, b, c] = ["a", "b", "c"].map(|x| ChatId::parse(x).unwrap());
+        assert_eq!(s.chat_now(&a).unwrap(), a);
+        s.migrate_chat(&a, &b, 1_000).unwrap();
+        s.migrate_chat(&b, &c, 2_000).unwrap();
+        assert_eq!(s.chat_now(&a).unwrap(), c);
+        assert_eq!(s.chat_now(&b).unwrap(), c);
+        assert_eq!(s.chat_now(&c).unwrap(), c);
+        // A bad record pointing back: the answer is one of the chats, at once.
+        s.migrate_chat(&c, &a, 3_000).unwrap();
+        assert!([&a, &b, &c].contains(&&s.chat_now(&a).unwrap()));
     }
 
     #[test]
