@@ -4,7 +4,9 @@
 //!
 //!     cargo build --release && cargo run --release --example loadgen
 //!
-//! `LOADGEN_ALERT_SECONDS=30` sustains (a) for 30 s instead of 5.
+//! `LOADGEN_ALERT_SECONDS=30` sustains (a) for 30 s instead of 5. It drives
+//! whatever `target/release/buurtrelay` is: for the mimalloc build, add
+//! `--features mimalloc` to both commands.
 //!
 //! Scenarios:
 //!   (a) alerts from one group fanned out to 10 groups, no rate limit:
@@ -82,11 +84,6 @@ fn start_relay(cfg: &std::path::Path) -> (Child, String) {
         .args(["serve", "--config", cfg.to_str().unwrap_or_default()])
         // The default log level of a real deployment: one line per alert.
         .env("RUST_LOG", "info,sled=warn,hyper=warn")
-        .envs(
-            std::env::var("LOADGEN_MALLOC_ARENA_MAX")
-                .ok()
-                .map(|v| ("MALLOC_ARENA_MAX".to_string(), v)),
-        )
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
