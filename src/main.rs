@@ -282,8 +282,8 @@ mod alloc_options {
     pub const ARENA_EAGER_COMMIT: mi_option_t = 4;
     /// Give freed pages back after this many ms (mimalloc's default: 1000),
     /// and arena memory after this many times that (default: 1). Both 0:
-    /// peak RSS under the load generator's alert backlog 72 -> 66 MB
-    /// (median of 5), with no loss of speed seen.
+    /// peak RSS under the load generator's alert backlog 72 MB (one run)
+    /// -> 66 MB (median of six), with no loss of speed seen.
     const PURGE_DELAY: mi_option_t = 15;
     const ARENA_PURGE_MULT: mi_option_t = 24;
 
