@@ -274,7 +274,7 @@ impl GroupCommit {
                     // it holds 64. A flush retires one, and the blocking-pool
                     // threads that run flushes do little else: their bags
                     // kept up to 54 MB of buffers alive under alert load (peak
-                    // RSS 105 MB; 76-80 MB with this hand-over).
+                    // RSS 105 MB; 75-83 MB with this hand-over).
                     crossbeam_epoch::pin().flush();
                     r
                 })
