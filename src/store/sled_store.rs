@@ -336,6 +336,8 @@ impl Store for SledStore {
                 IngestResult::Duplicate
             });
         }
+        // The key of the alert record an update rewrote (for the cache).
+        let updated: std::cell::RefCell<Option<Vec<u8>>> = Default::default();
         let res = (
             &self.seen,
             &self.outbox,
@@ -347,6 +349,7 @@ impl Store for SledStore {
         )
             .transaction(
                 |(seen, outbox, cooldown, alerts, held, links, alert_index)| {
+                    updated.replace(None);
                     if seen.get(w.dedup_key.as_bytes())?.is_some() {
                         return Err(ConflictableTransactionError::Abort(Abort::Duplicate));
                     }
@@ -416,7 +419,8 @@ impl Store for SledStore {
                                 for c in &u.changes {
                                     apply(&mut a, c);
                                 }
-                                alerts.insert(key, enc(&a))?;
+                                alerts.insert(key.as_slice(), enc(&a))?;
+                                updated.replace(Some(key));
                             }
                         }
                     }
@@ -469,17 +473,7 @@ impl Store for SledStore {
             if let Some(a) = &w.alert {
                 touched.push(alert_key(a.at_ms, &a.origin));
             }
-            if let Some(u) = &w.alert_update {
-                // The write is done: a failed read here only costs the cache.
-                match self.alert_index.get(u.origin.as_bytes()) {
-                    Ok(v) => {
-                        if let Some(at) = v.and_then(|v| be_u64(&v)) {
-                            touched.push(alert_key(at, &u.origin));
-                        }
-                    }
-                    Err(_) => *self.recent_cache() = None,
-                }
-            }
+            touched.extend(updated.take());
             if !touched.is_empty() {
                 self.refresh_recent(&touched);
             }
