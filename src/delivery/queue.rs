@@ -14,6 +14,10 @@ use crate::store::OutboxEntry;
 /// An entry's place in the outbox order: (priority, id).
 pub(super) type Key = (u8, u64);
 
+fn key_of(e: &OutboxEntry) -> Key {
+    (e.msg.kind.priority(), e.id)
+}
+
 #[derive(Default)]
 pub(super) struct Queue {
     chats: HashMap<ChatId, BTreeMap<Key, OutboxEntry>>,
@@ -28,7 +32,7 @@ impl Queue {
     /// Adds an entry unless one with its key is there already (a decoded
     /// entry may carry a newer retry state than the stored one).
     pub(super) fn insert(&mut self, e: OutboxEntry) {
-        let key = (e.msg.kind.priority(), e.id);
+        let key = key_of(&e);
         let q = self.chats.entry(e.msg.chat.clone()).or_default();
         if let std::collections::btree_map::Entry::Vacant(slot) = q.entry(key) {
             slot.insert(e);
@@ -38,7 +42,7 @@ impl Queue {
 
     /// Puts an entry back (after a failed send), replacing what is there.
     pub(super) fn put_back(&mut self, e: OutboxEntry) {
-        let key = (e.msg.kind.priority(), e.id);
+        let key = key_of(&e);
         let q = self.chats.entry(e.msg.chat.clone()).or_default();
         if q.insert(key, e).is_none() {
             self.len += 1;
