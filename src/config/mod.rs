@@ -541,11 +541,9 @@ fn unknown_keys_too(cx: &mut Cx, first: toml::de::Error) {
         {
             return;
         }
-        let mut next = text.clone().into_bytes();
-        next[at] = b'#';
-        let Ok(next) = String::from_utf8(next) else {
-            return;
-        };
+        // An ASCII byte (checked above) becomes another: still UTF-8.
+        let mut next = text.clone();
+        next.replace_range(at..=at, "#");
         match toml::from_str::<RawConfig>(&next) {
             Err(again) if is_unknown(&again) && again.span() != Some(span) => {
                 text = next;
