@@ -84,7 +84,7 @@ async fn in_a_browser_an_alert_typed_in_veulen_shows_up_in_heers_and_the_dashboa
         d.send_keys(&text, ALERT_UNCALLED).await?;
         // The preview says what the relay would do, before sending.
         d.wait_for("#preview .badge.alert", 10).await?;
-        let preview = d.text(&d.find("#preview").await?).await?;
+        let preview = d.text_of("#preview", 10).await?;
         anyhow::ensure!(
             preview.contains("politie niet gebeld"),
             "preview: {preview}"
@@ -102,19 +102,17 @@ async fn in_a_browser_an_alert_typed_in_veulen_shows_up_in_heers_and_the_dashboa
         // Enter sends.
         d.send_keys(&text, "\u{E007}").await?;
         // The copy appears in another column, live.
-        let copy = d
-            .wait_for(r#".phone[data-group="heers"] .msg.from-relay"#, 15)
+        let copy_text = d
+            .text_of(r#".phone[data-group="heers"] .msg.from-relay"#, 15)
             .await?;
-        let copy_text = d.text(&copy).await?;
         anyhow::ensure!(
             copy_text.contains(&format!("[Veulen] Jan: {ALERT_UNCALLED}")),
             "copy in Heers: {copy_text}"
         );
         // The reminder is a reply in Veulen, quoting Jan's message.
-        let reminder = d
-            .wait_for(r#".phone[data-group="veulen"] .msg.from-relay .quote"#, 15)
+        let quoted = d
+            .text_of(r#".phone[data-group="veulen"] .msg.from-relay .quote"#, 15)
             .await?;
-        let quoted = d.text(&reminder).await?;
         anyhow::ensure!(
             quoted.contains("Verdachte grijze"),
             "reminder quotes: {quoted}"
@@ -145,10 +143,9 @@ async fn in_a_browser_an_alert_typed_in_veulen_shows_up_in_heers_and_the_dashboa
             "Gezien aan de kerk van Heers, politie is ter plaatse\u{E007}",
         )
         .await?;
-        let threaded = d
-            .wait_for(r#".phone[data-group="heers"] .msg.from-member .quote"#, 10)
+        let q = d
+            .text_of(r#".phone[data-group="heers"] .msg.from-member .quote"#, 10)
             .await?;
-        let q = d.text(&threaded).await?;
         anyhow::ensure!(q.contains("[Veulen] Jan"), "the reply quotes the copy: {q}");
         d.screenshot(&shots.join("playground-desktop.png")).await?;
 

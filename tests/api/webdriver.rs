@@ -230,6 +230,25 @@ impl Driver {
         }
     }
 
+    /// The text of the first element `css` matches, waiting for one. The
+    /// playground re-renders its columns live: an element replaced between
+    /// finding it and reading it ("stale element reference") is found again.
+    pub async fn text_of(&self, css: &str, secs: u64) -> anyhow::Result<String> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let el = self.wait_for(css, secs).await?;
+            match self.text(&el).await {
+                Err(e)
+                    if e.to_string().contains("stale element reference")
+                        && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                other => return other,
+            }
+        }
+    }
+
     pub async fn text(&self, el: &str) -> anyhow::Result<String> {
         let v = self
             .call("GET", &format!("/element/{el}/text"), None)
