@@ -110,9 +110,16 @@ pub fn known(
     let is_alert = c.as_ref().is_some_and(|c| c.alert);
     k.classified = c;
     if is_alert {
-        let me = relay::similar::Fingerprint::of(&msg.text);
+        // Worked out only once there is an alert of another group to compare
+        // with: most alerts have none within the merge window.
+        let mut me = None;
         for a in store.alerts_since(now_ms.saturating_sub(window), RECENT_ALERTS)? {
-            if a.group != group.id && !a.retracted && me.same_incident_as(&a.text) {
+            if a.group != group.id
+                && !a.retracted
+                && me
+                    .get_or_insert_with(|| relay::similar::Fingerprint::of(&msg.text))
+                    .same_incident_as(&a.text)
+            {
                 k.recent.push(thread(store, (*a).clone())?);
             }
         }
