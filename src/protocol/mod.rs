@@ -60,6 +60,11 @@ struct Category {
 /// Compiled rule sets. Built once per config load; cheap to share.
 pub struct RuleSet {
     categories: Vec<Category>,
+    /// The `called` patterns without `^`/`$`/`\A`/`\z`: a clause they would
+    /// match is matched by these anywhere in the whole text (see
+    /// [`without_anchors`]), so when these find nothing no clause confirms.
+    /// `None` if a pattern could not be relaxed safely.
+    called_anywhere: Option<RegexSet>,
     not_an_alert: RegexSet,
     called: RegexSet,
     not_called: RegexSet,
@@ -177,6 +182,18 @@ fn compile_one(src: &str) -> Result<(), regex::Error> {
 }
 
 fn set(list: &[Pat], what: &str, macros: &BTreeMap<String, String>, errs: &mut Errors) -> RegexSet {
+    let ok = compiled(list, what, macros, errs);
+    build_set(&ok, what, errs)
+}
+
+/// The expanded patterns of `list` that compile on their own; the others
+/// are reported in `errs`.
+fn compiled(
+    list: &[Pat],
+    what: &str,
+    macros: &BTreeMap<String, String>,
+    errs: &mut Errors,
+) -> Vec<String> {
     let mut ok = Vec::new();
     for p in list {
         let expanded = expand(&p.src, macros);
@@ -197,7 +214,11 @@ fn set(list: &[Pat], what: &str, macros: &BTreeMap<String, String>, errs: &mut E
             }
         }
     }
-    match RegexSetBuilder::new(&ok)
+    ok
+}
+
+fn build_set(ok: &[String], what: &str, errs: &mut Errors) -> RegexSet {
+    match RegexSetBuilder::new(ok)
         .unicode(false)
         .size_limit(64 << 20)
         .build()
@@ -268,10 +289,25 @@ impl RuleSet {
                 }
             })
             .collect();
+        // Built in the order the errors have always been reported in.
+        let not_an_alert = set(&lists.not_an_alert, "not_an_alert", &m, &mut errs);
+        let called = compiled(&lists.called, "police.called", &m, &mut errs);
+        let called_anywhere = called
+            .iter()
+            .map(|p| without_anchors(p))
+            .collect::<Option<Vec<_>>>()
+            .and_then(|relaxed| {
+                RegexSetBuilder::new(relaxed)
+                    .unicode(false)
+                    .size_limit(64 << 20)
+                    .build()
+                    .ok()
+            });
         let rules = RuleSet {
             categories,
-            not_an_alert: set(&lists.not_an_alert, "not_an_alert", &m, &mut errs),
-            called: set(&lists.called, "police.called", &m, &mut errs),
+            called_anywhere,
+            not_an_alert,
+            called: build_set(&called, "police.called", &mut errs),
             not_called: set(&lists.not_called, "police.not_called", &m, &mut errs),
             question: set(&lists.question, "police.question", &m, &mut errs),
             called_followup: set(
@@ -321,21 +357,45 @@ impl RuleSet {
     /// Classifies one message.
     pub fn classify(&self, text: &str) -> Classification {
         let n = normalize(text);
-        let categories: Vec<String> = self
-            .categories
-            .iter()
-            .filter(|c| c.any.is_match(n.as_bytes()) && !c.unless.is_match(n.as_bytes()))
-            .map(|c| c.name.clone())
-            .collect();
-        let advisory = self.not_an_alert.is_match(n.as_bytes());
-        let alert = !categories.is_empty() && !advisory;
-        let confirmed = !advisory && self.confirms(&n);
-        Classification {
-            alert,
-            categories: if alert { categories } else { Vec::new() },
-            confirmed,
-            advisory,
+        // Advice or a bulletin is neither an alert nor a confirmation, so
+        // nothing else needs to be looked at.
+        if self.not_an_alert.is_match(n.as_bytes()) {
+            return Classification {
+                alert: false,
+                categories: Vec::new(),
+                confirmed: false,
+                advisory: true,
+            };
         }
+        let categories = self.categories_of(&n);
+        Classification {
+            alert: !categories.is_empty(),
+            categories,
+            confirmed: self.confirms_whole(&n),
+            advisory: false,
+        }
+    }
+
+    /// The names of the categories whose patterns match normalised text and
+    /// whose `unless` patterns do not, in rule order.
+    fn categories_of(&self, n: &str) -> Vec<String> {
+        let hay = n.as_bytes();
+        self.categories
+            .iter()
+            .filter(|c| c.any.is_match(hay) && !c.unless.is_match(hay))
+            .map(|c| c.name.clone())
+            .collect()
+    }
+
+    /// [`Self::confirms`] for the whole output of [`normalize`], skipping
+    /// the sentence by sentence work when no `called` pattern can match.
+    fn confirms_whole(&self, n: &str) -> bool {
+        if let Some(anywhere) = &self.called_anywhere {
+            if !anywhere.is_match(n.as_bytes()) {
+                return false;
+            }
+        }
+        self.confirms(n)
     }
 
     /// Does a follow-up of the sender to their own alert say the police were
@@ -343,7 +403,7 @@ impl RuleSet {
     /// of `police.called_followup` ("ja, gebeld"), which mean it only there.
     pub fn confirms_followup(&self, text: &str) -> bool {
         let n = normalize(text);
-        self.confirms(&n)
+        self.confirms_whole(&n)
             || sentences(&n).into_iter().any(|s| {
                 !self.not_called.is_match(s.as_bytes())
                     && self.called_followup.is_match(s.as_bytes())
@@ -373,11 +433,10 @@ impl RuleSet {
     /// Does normalised text say the police were called? (see module docs)
     pub fn confirms(&self, normalized: &str) -> bool {
         sentences(normalized).into_iter().any(|s| {
-            let clauses: Vec<&str> = s.split(',').map(str::trim).collect();
-            let opener_is_question = clauses.len() > 1
-                && clauses
-                    .first()
-                    .is_some_and(|c| self.question.is_match(c.as_bytes()));
+            let mut clauses = s.split(',');
+            let opener = clauses.next().unwrap_or_default().trim();
+            let opener_is_question =
+                clauses.next().is_some() && self.question.is_match(opener.as_bytes());
             // A clause is a question on its own (`101 gebeld?`), and a sentence
             // that opens with a question (`heeft iemand, toevallig, 101 gebeld?`)
             // confirms nothing.
@@ -397,6 +456,67 @@ impl RuleSet {
             })
         })
     }
+}
+
+/// `pattern` with its anchors (`^`, `$`, `\A`, `\z` outside classes)
+/// removed, which only widens what it matches. A clause of the output of
+/// [`normalize`] sits between characters that are not word characters
+/// (spaces, `,`, end marks, line ends), so the relaxed pattern finds
+/// anything the original finds in a clause also in the whole text: only
+/// anchors tell a clause's edges from the text's. `None` when the pattern
+/// uses the `x` flag (comments could hide brackets) or ends in a bare `\`.
+fn without_anchors(pattern: &str) -> Option<String> {
+    if pattern.match_indices("(?").any(|(i, _)| {
+        pattern[i + 2..]
+            .chars()
+            .take_while(|c| !matches!(c, ':' | ')'))
+            .any(|c| c == 'x')
+    }) {
+        return None;
+    }
+    let mut out = String::with_capacity(pattern.len());
+    let mut chars = pattern.chars().peekable();
+    // How deep inside `[...]` classes (they nest) we are.
+    let mut depth = 0usize;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                let e = chars.next()?;
+                if depth == 0 && matches!(e, 'A' | 'z') {
+                    continue;
+                }
+                out.push(c);
+                out.push(e);
+                // `\p{^Greek}`, `\x{..}`, `\b{start}`: copied as they are.
+                if chars.peek() == Some(&'{') && e.is_ascii_alphabetic() {
+                    for b in chars.by_ref() {
+                        out.push(b);
+                        if b == '}' {
+                            break;
+                        }
+                    }
+                }
+            }
+            '[' => {
+                depth += 1;
+                out.push(c);
+                // A negation and a leading `]` belong to the class.
+                if let Some(n) = chars.next_if_eq(&'^') {
+                    out.push(n);
+                }
+                if let Some(n) = chars.next_if_eq(&']') {
+                    out.push(n);
+                }
+            }
+            ']' if depth > 0 => {
+                depth -= 1;
+                out.push(c);
+            }
+            '^' | '$' if depth == 0 => {}
+            _ => out.push(c),
+        }
+    }
+    Some(out)
 }
 
 /// Where the parts of a sentence start: at its beginning and at each

@@ -267,3 +267,49 @@ fn an_institution_heading_or_a_trend_is_a_bulletin() {
         "Appel à témoins de la police : un vol avec violence a eu lieu hier."
     ));
 }
+
+#[test]
+fn without_anchors_removes_only_anchors() {
+    assert_eq!(
+        without_anchors(r"^(?:ja|ok)\b[ ,]*gebeld(?:\s*[.!]|$)").as_deref(),
+        Some(r"(?:ja|ok)\b[ ,]*gebeld(?:\s*[.!]|)")
+    );
+    assert_eq!(
+        without_anchors(r"\A[^.!?\n]*[$^]\^\$\p{^Greek}[]^][[:alpha:]^]x\z").as_deref(),
+        Some(r"[^.!?\n]*[$^]\^\$\p{^Greek}[]^][[:alpha:]^]x")
+    );
+    // Comments in verbose patterns could hide a bracket: no relaxed form.
+    assert_eq!(without_anchors(r"(?x) ^gebeld # [ comment"), None);
+}
+
+#[test]
+fn skipping_the_sentences_when_no_called_pattern_matches_changes_nothing() {
+    assert!(rules().called_anywhere.is_some());
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/");
+    for file in [
+        "protocol_cases.jsonl",
+        "protocol_cases_2.jsonl",
+        "incident_pairs.jsonl",
+    ] {
+        let data = std::fs::read_to_string(format!("{dir}{file}")).expect("data set");
+        for line in data.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).expect("json line");
+            for key in ["text", "a", "b"] {
+                if let Some(t) = v[key].as_str() {
+                    let n = normalize(t);
+                    assert_eq!(rules().confirms_whole(&n), rules().confirms(&n), "{t}");
+                }
+            }
+        }
+    }
+    // Anchored `called` patterns matching a clause in the middle of a text.
+    for t in [
+        "Verdachte man. Ja, gebeld",
+        "inbraak, zijn er al.",
+        "ok. they came",
+    ] {
+        let n = normalize(t);
+        assert!(rules().confirms(&n), "{t}");
+        assert!(rules().confirms_whole(&n), "{t}");
+    }
+}
