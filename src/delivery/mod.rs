@@ -1,10 +1,11 @@
 //! Delivery: one dispatcher per account, draining that account's outbox.
 //!
 //! Guarantees:
-//! - at-least-once: an entry leaves the outbox only in the same atomic step
-//!   that records the delivered copy. A crash between the platform's answer
-//!   and that step re-sends what was in flight: at most `max_in_flight`
-//!   messages per account (one per chat), the bound on duplicates;
+//! - at-least-once: an entry leaves the outbox only after the delivered copy
+//!   is recorded, and the bookings are flushed before the dispatcher sends
+//!   again. A crash between the platform's answer and that flush re-sends
+//!   what was in flight: at most `max_in_flight` messages per account (one
+//!   per chat), the bound on duplicates;
 //! - strict order within a chat: only the head of a chat's queue is ever in
 //!   flight, and a head waiting for a retry holds back the chat's later
 //!   entries (an all-clear never overtakes its alert);
@@ -127,6 +128,8 @@ impl Dispatcher {
         debug!(account = %self.account, "delivery worker started");
         let mut stopping = false;
         let wake = self.state.wake.clone();
+        // A send that finished while we waited, booked with the others.
+        let mut carried: Option<Done> = None;
         loop {
             // Register interest before looking, so a wake-up between the look
             // and the wait is not lost.
@@ -134,11 +137,17 @@ impl Dispatcher {
             tokio::pin!(notified);
             notified.as_mut().enable();
 
-            let mut batch = Vec::new();
+            let mut batch: Vec<Done> = carried.take().into_iter().collect();
             while let Ok(done) = self.done_rx.try_recv() {
                 batch.push(done);
             }
-            self.finish(batch);
+            if self.finish(batch) {
+                // Durable before the chats they freed send again: a crash
+                // re-sends at most what was in flight (see `complete_many`).
+                if let Err(e) = self.state.store.flush().await {
+                    error!(account = %self.account, error = %e, "cannot flush the delivery bookkeeping");
+                }
+            }
             let mut next_due = None;
             if !stopping {
                 let rt = self.state.runtime.borrow().clone();
@@ -170,9 +179,7 @@ impl Dispatcher {
                     None
                 }
             };
-            if let Some(done) = done {
-                self.finish(vec![done]);
-            }
+            carried = done;
         }
         debug!(account = %self.account, "delivery worker stopped");
     }
@@ -271,9 +278,11 @@ impl Dispatcher {
     /// Books the results of the sends that finished since the last look:
     /// the delivered ones in one atomic step (one store transaction for the
     /// whole batch), the others each by its outcome.
-    fn finish(&mut self, batch: Vec<Done>) {
+    ///
+    /// True if deliveries were booked (they are to be flushed).
+    fn finish(&mut self, batch: Vec<Done>) -> bool {
         if batch.is_empty() {
-            return;
+            return false;
         }
         let policy = self.state.runtime.borrow().config.delivery.clone();
         let now = now_ms();
@@ -294,7 +303,7 @@ impl Dispatcher {
             }
         }
         if delivered.is_empty() {
-            return;
+            return false;
         }
         let state = &self.state;
         let account = &self.account;
@@ -306,7 +315,7 @@ impl Dispatcher {
             for (entry, _) in delivered {
                 self.queue.put_back(entry);
             }
-            return;
+            return false;
         }
         state.metrics.add(
             "buurtrelay_sends_total",
@@ -316,6 +325,7 @@ impl Dispatcher {
         for (entry, _) in &delivered {
             debug!(%account, group = %entry.msg.group, kind = entry.msg.kind.as_str(), "delivered");
         }
+        true
     }
 
     /// Books a send that did not deliver: retry later, or give up.

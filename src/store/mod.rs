@@ -302,8 +302,7 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> Result<Vec<OutboxEntry>, StoreError>;
 
-    /// Removes a delivered entry and, atomically with it, records what was
-    /// posted: a `Forward` is recorded as its thread's copy in its group (a
+    /// Records what was posted, then removes the delivered entry: a `Forward` is recorded as its thread's copy in its group (a
     /// reminder as before, under its origin), and every message of a thread
     /// is linked to it, so replies to it are found. [`Sent::nothing`]
     /// records nothing.
@@ -311,8 +310,9 @@ pub trait Store: Send + Sync {
         self.complete_many(&[(entry, sent)], at_ms)
     }
 
-    /// [`Store::complete`] for many delivered entries in ONE atomic step:
-    /// all are recorded, or none.
+    /// [`Store::complete`] for many delivered entries: each entry leaves the
+    /// outbox only once its copy and thread link are recorded, so a crash
+    /// can leave an entry queued (sent again) but never gone unrecorded.
     fn complete_many(&self, done: &[(&OutboxEntry, &Sent)], at_ms: u64) -> Result<(), StoreError>;
 
     /// Stores a changed retry state (attempts, next_at_ms, last_error).
