@@ -349,24 +349,11 @@ mod tests {
 
     #[test]
     fn the_fast_normalisation_equals_the_reference_on_the_data_sets() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/");
-        let mut n = 0;
-        for file in [
-            "protocol_cases.jsonl",
-            "protocol_cases_2.jsonl",
-            "incident_pairs.jsonl",
-        ] {
-            let data = std::fs::read_to_string(format!("{dir}{file}")).expect("data set");
-            for line in data.lines() {
-                let v: serde_json::Value = serde_json::from_str(line).expect("json line");
-                for key in ["text", "a", "b"] {
-                    if let Some(t) = v[key].as_str() {
-                        check(t);
-                        n += 1;
-                    }
-                }
-            }
+        let texts = crate::protocol::tests::dev_texts();
+        for t in &texts {
+            check(t);
         }
+        let n = texts.len();
         assert!(n > 500, "only {n} texts");
     }
 
