@@ -276,8 +276,8 @@ impl Dispatcher {
     }
 
     /// Books the results of the sends that finished since the last look:
-    /// the delivered ones in one atomic step (one store transaction for the
-    /// whole batch), the others each by its outcome.
+    /// the delivered ones in one store call (their copies recorded, then the
+    /// entries removed), the others each by its outcome.
     ///
     /// True if deliveries were booked (they are to be flushed).
     fn finish(&mut self, batch: Vec<Done>) -> bool {

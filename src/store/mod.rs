@@ -302,10 +302,11 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> Result<Vec<OutboxEntry>, StoreError>;
 
-    /// Records what was posted, then removes the delivered entry: a `Forward` is recorded as its thread's copy in its group (a
-    /// reminder as before, under its origin), and every message of a thread
-    /// is linked to it, so replies to it are found. [`Sent::nothing`]
-    /// records nothing.
+    /// Records what was posted, then removes the delivered entry: a
+    /// `Forward` is recorded as its thread's copy in its group (a reminder as
+    /// before, under its origin), and every message of a thread is linked to
+    /// it, so replies to it are found. [`Sent::nothing`] records nothing.
+    /// Not flushed: the caller flushes before it relies on it.
     fn complete(&self, entry: &OutboxEntry, sent: &Sent, at_ms: u64) -> Result<(), StoreError> {
         self.complete_many(&[(entry, sent)], at_ms)
     }
