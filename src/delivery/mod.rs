@@ -264,6 +264,9 @@ impl Dispatcher {
                         "no answer within {timeout:?}"
                     ))),
                 };
+                if result.is_ok() {
+                    crate::failpoint::hit("after_send");
+                }
                 let _ = tx.send(Done {
                     chat,
                     key,

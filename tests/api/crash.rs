@@ -128,14 +128,17 @@ async fn killed_at_random_moments_the_relay_loses_nothing_it_acknowledged() {
             tokio::time::sleep(Duration::from_millis(rng.u64(150..700))).await;
             child.kill().expect("SIGKILL");
         } else {
-            // Dies by itself at the failpoint (or we kill it after 5 s).
+            // Dies by itself at the failpoint, within 5 s.
+            let mut died = false;
             for _ in 0..50 {
                 if child.try_wait().ok().flatten().is_some() {
+                    died = true;
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             let _ = child.kill();
+            assert!(died, "the relay never reached its failpoint {failpoint:?}");
         }
         let _ = child.wait();
         *stop.lock().expect("lock") = true;
