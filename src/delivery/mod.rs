@@ -160,7 +160,7 @@ impl Dispatcher {
                     Some(l) => l.update(&account.limits),
                     None => self.limiter = Some(Limiter::new(account.limits.clone())),
                 }
-                self.refresh();
+                self.refresh().await;
                 next_due = self.dispatch(&rt);
             }
             if stopping && self.in_flight.is_empty() {
@@ -185,16 +185,25 @@ impl Dispatcher {
     }
 
     /// Loads entries accepted since the last look (and, now and then, all).
-    fn refresh(&mut self) {
+    async fn refresh(&mut self) {
         let full_due = self.last_full.is_none_or(|t| t.elapsed() >= FULL_RESCAN)
             || (self.truncated && self.queue.len() < CACHE / 2);
         let loaded = if full_due {
-            self.state.store.pending(&self.account, CACHE).inspect(|v| {
-                // Keep the decoded copies of entries in flight as they are.
-                self.queue.retain_chats(|c| self.in_flight.contains(c));
-                self.last_full = Some(Instant::now());
-                self.truncated = v.len() >= CACHE;
-            })
+            // Off the tokio workers: under a backlog this reads and decodes
+            // up to CACHE entries (20-56 ms measured), and the webhooks
+            // waiting on the same worker would wait with it.
+            let (store, account) = (self.state.store.clone(), self.account.clone());
+            match tokio::task::spawn_blocking(move || store.pending(&account, CACHE)).await {
+                Ok(read) => read.inspect(|v| {
+                    // Keep the decoded copies of entries in flight as they are.
+                    self.queue.retain_chats(|c| self.in_flight.contains(c));
+                    self.last_full = Some(Instant::now());
+                    self.truncated = v.len() >= CACHE;
+                }),
+                Err(e) => Err(crate::store::StoreError::Corrupt(format!(
+                    "outbox read task: {e}"
+                ))),
+            }
         } else if self.queue.len() < CACHE {
             let room = CACHE - self.queue.len();
             self.state
