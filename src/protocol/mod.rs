@@ -217,12 +217,16 @@ fn compiled(
     ok
 }
 
-fn build_set(ok: &[String], what: &str, errs: &mut Errors) -> RegexSet {
-    match RegexSetBuilder::new(ok)
+/// Patterns compiled the way every rule set is (see [`compile_one`]).
+fn compile_set(patterns: &[String]) -> Result<RegexSet, regex::Error> {
+    RegexSetBuilder::new(patterns)
         .unicode(false)
         .size_limit(64 << 20)
         .build()
-    {
+}
+
+fn build_set(ok: &[String], what: &str, errs: &mut Errors) -> RegexSet {
+    match compile_set(ok) {
         Ok(set) => set,
         Err(e) => {
             errs.push((
@@ -296,13 +300,7 @@ impl RuleSet {
             .iter()
             .map(|p| without_anchors(p))
             .collect::<Option<Vec<_>>>()
-            .and_then(|relaxed| {
-                RegexSetBuilder::new(relaxed)
-                    .unicode(false)
-                    .size_limit(64 << 20)
-                    .build()
-                    .ok()
-            });
+            .and_then(|relaxed| compile_set(&relaxed).ok());
         let rules = RuleSet {
             categories,
             called_anywhere,
