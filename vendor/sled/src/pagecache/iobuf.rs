@@ -1009,8 +1009,15 @@ pub(in crate::pagecache) fn make_stable_inner(
 /// to flush some pending writes. Returns the number
 /// of bytes written during this call.
 pub(in crate::pagecache) fn flush(iobufs: &Arc<IoBufs>) -> Result<usize> {
-    let _cc = concurrency_control::read();
+    // buurtrelay: the read guard is held while the LSN to wait for is read
+    // (a transaction holds the write guard for its whole batch, so the LSN
+    // covers whole transactions), and released before waiting for the disk.
+    // Held through `make_stable` it kept every transaction, and behind the
+    // waiting transaction every reader, blocked for as long as one log write
+    // took: a 100-400 ms write stall of the disk froze all callers.
+    let cc = concurrency_control::read();
     let max_reserved_lsn = iobufs.max_reserved_lsn.load(Acquire);
+    drop(cc);
     make_stable(iobufs, max_reserved_lsn)
 }
 
