@@ -369,6 +369,44 @@ fn rss_kb(pid: u32) -> (u64, u64) {
     (get("VmRSS:"), get("VmHWM:"))
 }
 
+/// The relay's store flushes so far (`buurtrelay_store_flush_seconds`): the
+/// count, and how many took at most 50 and 250 ms.
+#[derive(Clone, Copy, Default)]
+struct Flushes {
+    count: u64,
+    within_50ms: u64,
+    within_250ms: u64,
+}
+
+impl Flushes {
+    async fn read(url: &str) -> Flushes {
+        let text = match reqwest::get(format!("{url}/metrics")).await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        let value = |prefix: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(prefix))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        Flushes {
+            count: value("buurtrelay_store_flush_seconds_count "),
+            within_50ms: value("buurtrelay_store_flush_seconds_bucket{le=\"0.05\"} "),
+            within_250ms: value("buurtrelay_store_flush_seconds_bucket{le=\"0.25\"} "),
+        }
+    }
+
+    /// What the store's disk did since `before`: a latency outlier with slow
+    /// flushes beside it is the disk's; without them, the relay's.
+    fn since(&self, before: &Flushes) -> String {
+        let n = self.count.saturating_sub(before.count);
+        let over50 = n.saturating_sub(self.within_50ms.saturating_sub(before.within_50ms));
+        let over250 = n.saturating_sub(self.within_250ms.saturating_sub(before.within_250ms));
+        format!("store flushes: {n}, of which over 50 ms: {over50}, over 250 ms: {over250}")
+    }
+}
+
 async fn wait_delivered(fake: &Fake, want: u64, secs: u64) -> bool {
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(secs) {
@@ -443,6 +481,7 @@ async fn main() {
 
     // (a2) ack latency at 500 alerts/s.
     let before = fake.total.load(Ordering::Relaxed);
+    let flushes = Flushes::read(&url).await;
     let (mut lat, _, n3) = open_loop(&url, 500.0, 5.0, next, alert).await;
     println!(
         "(a) ack latency at 500 alerts/s: p50 {:.2} ms, p99 {:.2} ms ({} requests)",
@@ -450,6 +489,7 @@ async fn main() {
         pct(&mut lat, 0.99),
         lat.len()
     );
+    println!("    {}", Flushes::read(&url).await.since(&flushes));
     next = n3;
     // Let the relay deliver that backlog before measuring end-to-end latency.
     let drained = wait_delivered(&fake, before + lat.len() as u64 * 10, 120).await;
@@ -457,8 +497,10 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     // (a3) end-to-end latency at 100 alerts/s.
+    let flushes = Flushes::read(&url).await;
     let (mut lat, sent, _) = open_loop(&url, 100.0, 5.0, next, alert).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
+    let flushed = Flushes::read(&url).await.since(&flushes);
     let copies = fake.copies.lock().map(|c| c.clone()).unwrap_or_default();
     let mut e2e: Vec<f64> = sent
         .iter()
@@ -478,6 +520,7 @@ async fn main() {
         e2e.len(),
         sent.len()
     );
+    println!("    {flushed}");
 
     let (rss, hwm) = rss_kb(pid);
     println!(

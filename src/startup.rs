@@ -82,10 +82,12 @@ impl Application {
         let sandbox_feed = SandboxFeed::default();
         let runtime = Runtime::with_sandbox_feed(config, store.clone(), &sandbox_feed);
         let (tx, _) = watch::channel(Arc::new(runtime));
+        let metrics = Arc::new(Metrics::default());
+        store.count_flushes_in(metrics.clone());
         let state = AppState {
             runtime: Arc::new(tx),
             store,
-            metrics: Arc::new(Metrics::default()),
+            metrics: metrics.clone(),
             wake: Arc::new(Notify::new()),
             reload: Arc::new(Mutex::new(ReloadStatus::default())),
             config_path: config_path.to_path_buf(),

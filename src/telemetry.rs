@@ -126,6 +126,11 @@ const HELP: &[(&str, &str, &str)] = &[
         "Age of the oldest waiting entry, per account.",
     ),
     ("buurtrelay_dead_letters", "gauge", "Dead letters kept."),
+    (
+        "buurtrelay_store_flush_seconds",
+        "histogram",
+        "Time the store took to make writes durable (one flush serves every webhook waiting); a slow disk shows here first.",
+    ),
 ];
 
 fn labels(l: &[(&str, &str)]) -> String {

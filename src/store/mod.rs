@@ -284,6 +284,10 @@ pub trait Store: Send + Sync {
     /// Makes every write so far durable. Concurrent callers share flushes.
     async fn flush(&self) -> Result<(), StoreError>;
 
+    /// Counts the duration of every flush from now on in
+    /// `buurtrelay_store_flush_seconds` (the first registry given stays).
+    fn count_flushes_in(&self, _metrics: std::sync::Arc<crate::telemetry::Metrics>) {}
+
     fn is_seen(&self, dedup_key: &str) -> Result<bool, StoreError>;
 
     /// Until when (ms) a member may not be reminded again.

@@ -3,7 +3,8 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -253,6 +254,8 @@ struct Commits {
     /// whether to stop.
     asked: Mutex<Asked>,
     wake: std::sync::Condvar,
+    /// Where each flush's duration is counted, once the service has said.
+    metrics: OnceLock<Arc<crate::telemetry::Metrics>>,
 }
 
 #[derive(Clone, Default)]
@@ -276,6 +279,7 @@ impl GroupCommit {
             done: watch::channel(Flushed::default()).0,
             asked: Mutex::new(Asked::default()),
             wake: std::sync::Condvar::new(),
+            metrics: OnceLock::new(),
         });
         let (db, s) = (db.clone(), shared.clone());
         let thread = std::thread::Builder::new()
@@ -346,6 +350,7 @@ impl Commits {
         }
         let _gone = Gone(self);
         let mut flushed = 0;
+        let mut slow = SlowFlushes::default();
         loop {
             {
                 let Ok(mut a) = self.asked.lock() else {
@@ -363,7 +368,13 @@ impl Commits {
             }
             // Every ticket issued so far belongs to a finished write.
             let target = self.issued.load(Ordering::SeqCst);
+            let started = Instant::now();
             let res = db.flush();
+            let took = started.elapsed();
+            if let Some(m) = self.metrics.get() {
+                m.observe("buurtrelay_store_flush_seconds", &[], took.as_secs_f64());
+            }
+            slow.note(took, Instant::now());
             // sled frees a retired 512 KiB log buffer through the epoch
             // collector, from the bag of deferred drops of the thread that
             // retired it, and a bag is only handed on when it holds 64. A
@@ -381,6 +392,48 @@ impl Commits {
                 }
             }
         }
+    }
+}
+
+/// Flushes that kept the webhooks waiting long enough for an operator to
+/// hear of it: a warning at most once a minute, with how many there were.
+/// Under load a flush takes about a millisecond; a disk that stalls a write
+/// for hundreds of milliseconds delays every answer waiting on it.
+#[derive(Default)]
+struct SlowFlushes {
+    count: u64,
+    worst: Duration,
+    last_warned: Option<Instant>,
+}
+
+impl SlowFlushes {
+    const SLOW: Duration = Duration::from_secs(1);
+    const EVERY: Duration = Duration::from_secs(60);
+
+    /// Counts one flush; true if it was slow and a warning was logged.
+    fn note(&mut self, took: Duration, now: Instant) -> bool {
+        if took < Self::SLOW {
+            return false;
+        }
+        self.count += 1;
+        self.worst = self.worst.max(took);
+        if self
+            .last_warned
+            .is_some_and(|t| now.duration_since(t) < Self::EVERY)
+        {
+            return false;
+        }
+        tracing::warn!(
+            slow_flushes = self.count,
+            worst_ms = self.worst.as_millis() as u64,
+            "the disk was slow to write the store's log: {} flush(es) took a second or more (the longest {} ms), and webhook answers waited for them; see buurtrelay_store_flush_seconds",
+            self.count,
+            self.worst.as_millis()
+        );
+        self.count = 0;
+        self.worst = Duration::ZERO;
+        self.last_warned = Some(now);
+        true
     }
 }
 
@@ -575,6 +628,10 @@ impl Store for SledStore {
 
     async fn flush(&self) -> Result<(), StoreError> {
         self.commit.flush().await
+    }
+
+    fn count_flushes_in(&self, metrics: Arc<crate::telemetry::Metrics>) {
+        let _ = self.commit.shared.metrics.set(metrics);
     }
 
     fn is_seen(&self, dedup_key: &str) -> Result<bool, StoreError> {
@@ -1525,6 +1582,44 @@ mod tests {
             .await
             .expect("no hang once the flusher is gone");
         assert!(after.is_err());
+    }
+
+    #[tokio::test]
+    async fn each_flush_is_counted_once_the_store_is_given_a_registry() {
+        let s = SledStore::temporary().unwrap();
+        s.commit_ingest(&write("before")).unwrap();
+        s.flush().await.unwrap();
+        let m = Arc::new(crate::telemetry::Metrics::default());
+        s.count_flushes_in(m.clone());
+        for n in 0..3 {
+            s.commit_ingest(&write(&format!("o{n}"))).unwrap();
+            s.flush().await.unwrap();
+        }
+        let text = m.render(&[]);
+        // One flush per awaited call here (each waited alone), none before
+        // the registry was given.
+        assert!(
+            text.contains("buurtrelay_store_flush_seconds_count 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE buurtrelay_store_flush_seconds histogram"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_slow_flush_is_warned_of_at_most_once_a_minute_with_the_count() {
+        let mut slow = SlowFlushes::default();
+        let t0 = Instant::now();
+        assert!(!slow.note(Duration::from_millis(900), t0), "not slow");
+        assert_eq!(slow.count, 0);
+        assert!(slow.note(Duration::from_millis(1500), t0), "first slow one");
+        assert!(!slow.note(Duration::from_secs(3), t0 + Duration::from_secs(10)));
+        assert!(!slow.note(Duration::from_secs(1), t0 + Duration::from_secs(59)));
+        assert_eq!((slow.count, slow.worst), (2, Duration::from_secs(3)));
+        assert!(slow.note(Duration::from_secs(2), t0 + Duration::from_secs(61)));
+        assert_eq!((slow.count, slow.worst), (0, Duration::ZERO), "reset");
     }
 
     #[test]

@@ -205,6 +205,12 @@ async fn health_readiness_and_metrics_answer() {
         m.contains("# TYPE buurtrelay_send_seconds histogram"),
         "{m}"
     );
+    // The alert's ingest and its deliveries were flushed: each flush counted.
+    let flushes = m
+        .lines()
+        .find_map(|l| l.strip_prefix("buurtrelay_store_flush_seconds_count "))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(flushes.is_some_and(|n| n >= 1), "{m}");
     assert!(
         m.contains("buurtrelay_queue_depth{account=\"sandbox\"} 0"),
         "{m}"
