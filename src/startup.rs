@@ -36,7 +36,7 @@ pub struct AppState {
     /// Woken when the outbox gains entries.
     pub wake: Arc<Notify>,
     pub reload: Arc<Mutex<ReloadStatus>>,
-    pub config_path: PathBuf,
+    pub config_path: Arc<Path>,
     /// Every message appended to a sandbox chat, live (the playground).
     pub sandbox_feed: SandboxFeed,
 }
@@ -90,7 +90,7 @@ impl Application {
             metrics: metrics.clone(),
             wake: Arc::new(Notify::new()),
             reload: Arc::new(Mutex::new(ReloadStatus::default())),
-            config_path: config_path.to_path_buf(),
+            config_path: config_path.into(),
             sandbox_feed,
         };
         info!(

@@ -59,13 +59,41 @@ struct Histogram {
     count: u64,
 }
 
-type Key = (&'static str, String);
+/// Series by name, then by their labels as rendered (`a="x",b="y"`).
+type Series<T> = BTreeMap<&'static str, BTreeMap<String, T>>;
 
 /// A small in-process registry: counters and histograms with labels.
+///
+/// Counting is on every webhook's path: a series that exists already is
+/// found and counted without allocating (its labels are rendered into a
+/// per-thread buffer and looked up by that text).
 #[derive(Default)]
 pub struct Metrics {
-    counters: Mutex<BTreeMap<Key, u64>>,
-    histograms: Mutex<BTreeMap<Key, Histogram>>,
+    counters: Mutex<Series<u64>>,
+    histograms: Mutex<Series<Histogram>>,
+}
+
+thread_local! {
+    static LABELS: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// Runs `f` on the series of `name` with labels `l`, created if missing.
+fn with_series<T: Default, R>(
+    series: &mut Series<T>,
+    name: &'static str,
+    l: &[(&str, &str)],
+    f: impl FnOnce(&mut T) -> R,
+) -> R {
+    let by_labels = series.entry(name).or_default();
+    LABELS.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        buf.clear();
+        write_labels(&mut buf, l);
+        match by_labels.get_mut(buf.as_str()) {
+            Some(v) => f(v),
+            None => f(by_labels.entry(buf.clone()).or_default()),
+        }
+    })
 }
 
 const HELP: &[(&str, &str, &str)] = &[
@@ -135,17 +163,28 @@ const HELP: &[(&str, &str, &str)] = &[
 
 fn labels(l: &[(&str, &str)]) -> String {
     let mut s = String::new();
+    write_labels(&mut s, l);
+    s
+}
+
+/// Appends `k="v",...` to `s`, the values escaped as the text format wants.
+fn write_labels(s: &mut String, l: &[(&str, &str)]) {
     for (i, (k, v)) in l.iter().enumerate() {
         if i > 0 {
             s.push(',');
         }
-        let v = v
-            .replace('\\', "\\\\")
-            .replace('"', "\\\"")
-            .replace('\n', "\\n");
-        let _ = write!(s, "{k}=\"{v}\"");
+        s.push_str(k);
+        s.push_str("=\"");
+        for c in v.chars() {
+            match c {
+                '\\' => s.push_str("\\\\"),
+                '"' => s.push_str("\\\""),
+                '\n' => s.push_str("\\n"),
+                c => s.push(c),
+            }
+        }
+        s.push('"');
     }
-    s
 }
 
 impl Metrics {
@@ -155,28 +194,30 @@ impl Metrics {
 
     pub fn add(&self, name: &'static str, l: &[(&str, &str)], n: u64) {
         if let Ok(mut c) = self.counters.lock() {
-            *c.entry((name, labels(l))).or_default() += n;
+            with_series(&mut c, name, l, |v| *v += n);
         }
     }
 
     pub fn get(&self, name: &'static str, l: &[(&str, &str)]) -> u64 {
+        let key = labels(l);
         self.counters
             .lock()
             .ok()
-            .and_then(|c| c.get(&(name, labels(l))).copied())
+            .and_then(|c| c.get(name).and_then(|s| s.get(&key)).copied())
             .unwrap_or(0)
     }
 
     pub fn observe(&self, name: &'static str, l: &[(&str, &str)], secs: f64) {
         if let Ok(mut h) = self.histograms.lock() {
-            let h = h.entry((name, labels(l))).or_default();
-            for (i, b) in BUCKETS.iter().enumerate() {
-                if secs <= *b {
-                    h.counts[i] += 1;
+            with_series(&mut h, name, l, |h: &mut Histogram| {
+                for (i, b) in BUCKETS.iter().enumerate() {
+                    if secs <= *b {
+                        h.counts[i] += 1;
+                    }
                 }
-            }
-            h.sum += secs;
-            h.count += 1;
+                h.sum += secs;
+                h.count += 1;
+            });
         }
     }
 
@@ -193,13 +234,19 @@ impl Metrics {
             }
         };
         if let Ok(c) = self.counters.lock() {
-            for ((name, l), v) in c.iter() {
+            for (name, l, v) in c
+                .iter()
+                .flat_map(|(n, s)| s.iter().map(move |(l, v)| (n, l, v)))
+            {
                 head(&mut out, name);
                 let _ = writeln!(out, "{name}{} {v}", braces(l));
             }
         }
         if let Ok(h) = self.histograms.lock() {
-            for ((name, l), h) in h.iter() {
+            for (name, l, h) in h
+                .iter()
+                .flat_map(|(n, s)| s.iter().map(move |(l, h)| (n, l, h)))
+            {
                 head(&mut out, name);
                 let sep = if l.is_empty() { "" } else { "," };
                 for (i, b) in BUCKETS.iter().enumerate() {
@@ -258,6 +305,29 @@ mod tests {
         );
         assert!(text.contains("buurtrelay_send_seconds_bucket{account=\"sandbox\",le=\"0.01\"} 0"));
         assert!(text.contains("buurtrelay_queue_depth{account=\"sandbox\"} 3"));
+    }
+
+    #[test]
+    fn label_values_are_escaped_and_one_series_stays_one_line() {
+        let m = Metrics::default();
+        for _ in 0..3 {
+            m.inc("buurtrelay_messages_in_total", &[("reason", "a\"b\\c\nd")]);
+        }
+        m.inc("buurtrelay_messages_in_total", &[("reason", "plain")]);
+        let text = m.render(&[]);
+        assert!(
+            text.contains("buurtrelay_messages_in_total{reason=\"a\\\"b\\\\c\\nd\"} 3"),
+            "{text}"
+        );
+        assert!(text.contains("buurtrelay_messages_in_total{reason=\"plain\"} 1"));
+        assert_eq!(
+            text.matches("# TYPE buurtrelay_messages_in_total").count(),
+            1
+        );
+        assert_eq!(
+            m.get("buurtrelay_messages_in_total", &[("reason", "a\"b\\c\nd")]),
+            3
+        );
     }
 
     #[test]

@@ -87,18 +87,22 @@ pub fn known(
     if k.replied.is_some() {
         return Ok(k);
     }
-    // The sender's own held alert in this group.
-    let space = msg.platform.chat_space();
-    let chat_prefix = format!("{space}|{}|", msg.chat);
-    let me = sender_hash(space, &msg.sender.id);
-    for h in store.held_alerts(10_000)? {
-        if !h.origin.starts_with(&chat_prefix) {
-            continue;
-        }
-        if let Some(a) = store.alert(&h.origin)? {
-            if a.sender == me {
-                k.senders_hold = Some(thread(store, a)?);
-                break;
+    // The sender's own held alert in this group (most of the time no alert
+    // is held at all: nothing to work out then).
+    let held = store.held_alerts(10_000)?;
+    if !held.is_empty() {
+        let space = msg.platform.chat_space();
+        let chat_prefix = format!("{space}|{}|", msg.chat);
+        let me = sender_hash(space, &msg.sender.id);
+        for h in held {
+            if !h.origin.starts_with(&chat_prefix) {
+                continue;
+            }
+            if let Some(a) = store.alert(&h.origin)? {
+                if a.sender == me {
+                    k.senders_hold = Some(thread(store, a)?);
+                    break;
+                }
             }
         }
     }

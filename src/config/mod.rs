@@ -107,6 +107,17 @@ impl PlatformKind {
         }
     }
 
+    /// Whether the relay's own copies come back to it as members' messages:
+    /// on WhatsApp through a linked number (WAHA, Evolution) a copy one
+    /// coordinator's number posts reaches the others' as any member's
+    /// message, so those adapters mark each copy before they send it
+    /// ([`crate::platform::own_copy_key`]) and ingest looks for the mark.
+    /// A Telegram bot never receives the messages of bots, the Cloud API
+    /// and the sandbox never echo the relay's own sends: no mark to look for.
+    pub fn echoes_own_copies(self) -> bool {
+        matches!(self, Self::Waha | Self::Evolution)
+    }
+
     /// The namespace of this platform's chat ids and message ids. WAHA and
     /// Evolution are two gateways to the same network: a group
     /// `120363...@g.us` is the same group, and a message in it the same
