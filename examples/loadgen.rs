@@ -370,10 +370,11 @@ fn rss_kb(pid: u32) -> (u64, u64) {
 }
 
 /// The relay's store flushes so far (`buurtrelay_store_flush_seconds`): the
-/// count, and how many took at most 50 and 250 ms.
+/// count, and how many took at most 10, 50 and 250 ms.
 #[derive(Clone, Copy, Default)]
 struct Flushes {
     count: u64,
+    within_10ms: u64,
     within_50ms: u64,
     within_250ms: u64,
 }
@@ -392,6 +393,7 @@ impl Flushes {
         };
         Flushes {
             count: value("buurtrelay_store_flush_seconds_count "),
+            within_10ms: value("buurtrelay_store_flush_seconds_bucket{le=\"0.01\"} "),
             within_50ms: value("buurtrelay_store_flush_seconds_bucket{le=\"0.05\"} "),
             within_250ms: value("buurtrelay_store_flush_seconds_bucket{le=\"0.25\"} "),
         }
@@ -401,9 +403,12 @@ impl Flushes {
     /// flushes beside it is the disk's; without them, the relay's.
     fn since(&self, before: &Flushes) -> String {
         let n = self.count.saturating_sub(before.count);
+        let over10 = n.saturating_sub(self.within_10ms.saturating_sub(before.within_10ms));
         let over50 = n.saturating_sub(self.within_50ms.saturating_sub(before.within_50ms));
         let over250 = n.saturating_sub(self.within_250ms.saturating_sub(before.within_250ms));
-        format!("store flushes: {n}, of which over 50 ms: {over50}, over 250 ms: {over250}")
+        format!(
+            "store flushes: {n}, of which over 10 ms: {over10}, over 50 ms: {over50}, over 250 ms: {over250}"
+        )
     }
 }
 
