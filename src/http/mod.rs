@@ -82,7 +82,7 @@ async fn index(State(state): State<AppState>) -> Response {
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    match state.store.queue_stats() {
+    match state.store.ready() {
         Ok(_) => (StatusCode::OK, "ready\n"),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n"),
     }

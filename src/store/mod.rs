@@ -333,6 +333,10 @@ pub trait Store: Send + Sync {
 
     fn queue_stats(&self) -> Result<Vec<QueueStats>, StoreError>;
 
+    /// Cheap, for readiness probes: the store answers a read and can still
+    /// make writes durable.
+    fn ready(&self) -> Result<(), StoreError>;
+
     fn copies_of(&self, origin: &str) -> Result<Vec<CopyRecord>, StoreError>;
 
     /// The delivered copy of thread `origin` in one group.

@@ -812,23 +812,46 @@ impl Store for SledStore {
     }
 
     fn queue_stats(&self) -> Result<Vec<QueueStats>, StoreError> {
+        /// The one field read of each entry, without building the entry
+        /// (its text, target and thread as owned strings): every scrape of
+        /// `/metrics` walks the whole outbox, however long the backlog.
+        #[derive(serde::Deserialize)]
+        struct Created {
+            created_ms: u64,
+        }
         let mut out: Vec<QueueStats> = Vec::new();
         for kv in self.outbox.iter() {
-            let (_, v) = kv?;
-            let e: OutboxEntry = dec(&v)?;
-            match out.iter_mut().find(|s| s.account == e.msg.account) {
+            let (k, v) = kv?;
+            // The key starts with the account, then a 0 byte (`outbox_key`).
+            let account = k.split(|b| *b == 0).next().unwrap_or_default();
+            let created = dec::<Created>(&v)?.created_ms;
+            match out
+                .iter_mut()
+                .find(|s| s.account.as_str().as_bytes() == account)
+            {
                 Some(s) => {
                     s.depth += 1;
-                    s.oldest_ms = Some(s.oldest_ms.map_or(e.created_ms, |o| o.min(e.created_ms)));
+                    s.oldest_ms = Some(s.oldest_ms.map_or(created, |o| o.min(created)));
                 }
-                None => out.push(QueueStats {
-                    account: e.msg.account.clone(),
-                    depth: 1,
-                    oldest_ms: Some(e.created_ms),
-                }),
+                None => {
+                    let e: OutboxEntry = dec(&v)?;
+                    out.push(QueueStats {
+                        account: e.msg.account.clone(),
+                        depth: 1,
+                        oldest_ms: Some(created),
+                    })
+                }
             }
         }
         Ok(out)
+    }
+
+    fn ready(&self) -> Result<(), StoreError> {
+        if let Some((u64::MAX, e)) = &self.commit.shared.done.borrow().failed {
+            return Err(StoreError::Corrupt(e.clone()));
+        }
+        self.seen.get(b"")?;
+        Ok(())
     }
 
     fn copies_of(&self, origin: &str) -> Result<Vec<CopyRecord>, StoreError> {
@@ -1605,6 +1628,43 @@ mod tests {
         assert!(
             text.contains("# TYPE buurtrelay_store_flush_seconds histogram"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn queue_stats_count_each_accounts_entries_and_their_oldest() {
+        let s = SledStore::temporary().unwrap();
+        assert!(s.queue_stats().unwrap().is_empty());
+        let mut w = write("o1");
+        w.at_ms = 5_000;
+        let mut other = msg("heers");
+        other.account = AccountId::parse("tg").unwrap();
+        w.outbox.push(other);
+        s.commit_ingest(&w).unwrap();
+        let mut w = write("o2");
+        w.at_ms = 2_000;
+        s.commit_ingest(&w).unwrap();
+        let mut stats = s.queue_stats().unwrap();
+        stats.sort_by(|a, b| a.account.as_str().cmp(b.account.as_str()));
+        let got: Vec<(&str, usize, Option<u64>)> = stats
+            .iter()
+            .map(|q| (q.account.as_str(), q.depth, q.oldest_ms))
+            .collect();
+        assert_eq!(
+            got,
+            vec![("sandbox", 4, Some(2_000)), ("tg", 1, Some(5_000))]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_store_is_not_ready_once_its_flusher_is_gone() {
+        let mut s = SledStore::temporary().unwrap();
+        assert!(s.ready().is_ok());
+        s.commit.stop();
+        assert!(s.ready().is_err());
+        assert!(
+            s.flush().await.is_err(),
+            "and writes cannot be made durable"
         );
     }
 
