@@ -836,7 +836,7 @@ impl Store for SledStore {
                 None => {
                     let e: OutboxEntry = dec(&v)?;
                     out.push(QueueStats {
-                        account: e.msg.account.clone(),
+                        account: e.msg.account,
                         depth: 1,
                         oldest_ms: Some(created),
                     })
