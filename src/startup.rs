@@ -87,7 +87,7 @@ impl Application {
         let state = AppState {
             runtime: Arc::new(tx),
             store,
-            metrics: metrics.clone(),
+            metrics,
             wake: Arc::new(Notify::new()),
             reload: Arc::new(Mutex::new(ReloadStatus::default())),
             config_path: config_path.into(),

@@ -321,9 +321,7 @@ impl GroupCommit {
             }
         }
     }
-}
 
-impl GroupCommit {
     fn stop(&mut self) {
         if let Ok(mut a) = self.shared.asked.lock() {
             a.stop = true;
