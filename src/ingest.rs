@@ -59,7 +59,7 @@ pub async fn handle(state: &AppState, rt: &Runtime, ev: Inbound) -> Result<Outco
             // The relay follows at once: queued copies, held alerts and the
             // thread map move to the new id, and until the config says so,
             // messages from the new id belong to the group and sends go there.
-            let moved = state.store.migrate_chat(&from, &to, now_ms())?;
+            let moved = state.store.migrate_chat(&from, &to, now_ms()).await?;
             state.store.flush().await?;
             info!(old_chat = %from, new_chat = %to, records = moved, "chat state moved to the new chat id");
             if moved > 0 {
@@ -75,9 +75,9 @@ pub async fn handle(state: &AppState, rt: &Runtime, ev: Inbound) -> Result<Outco
 struct Moves(HashMap<ChatId, ChatId>);
 
 impl Moves {
-    fn load(state: &AppState) -> Result<Moves, StoreError> {
+    async fn load(state: &AppState) -> Result<Moves, StoreError> {
         let mut map = HashMap::new();
-        for m in state.store.chat_moves()? {
+        for m in state.store.chat_moves().await? {
             map.insert(m.from, m.to);
         }
         Ok(Moves(map))
@@ -144,7 +144,7 @@ async fn handle_message(
 ) -> Result<Outcome, StoreError> {
     let platform = m.platform.as_str();
     let cfg = &rt.config;
-    let moves = Moves::load(state)?;
+    let moves = Moves::load(state).await?;
     let Some(group) = moves.group(cfg, &m) else {
         state.metrics.inc(
             "buurtrelay_messages_in_total",
@@ -158,7 +158,8 @@ async fn handle_message(
     if m.platform.echoes_own_copies()
         && state
             .store
-            .is_seen(&crate::platform::own_copy_key(m.platform, &m.chat, &m.text))?
+            .is_seen(&crate::platform::own_copy_key(m.platform, &m.chat, &m.text))
+            .await?
     {
         state.metrics.inc(
             "buurtrelay_messages_in_total",
@@ -171,11 +172,11 @@ async fn handle_message(
     // fewer for every message that is new, which is nearly all of them.
     let key = m.dedup_key();
     let now = now_ms();
-    let known = crate::thread_map::known(state.store.as_ref(), cfg, group, &m, now)?;
+    let known = crate::thread_map::known(state.store.as_ref(), cfg, group, &m, now).await?;
     let decision = relay::decide(cfg, group, &m, &rt.own_ids(m.platform), &known, now);
     let w = write_for(cfg, &moves, group, &m, &decision, &key, now);
 
-    let result = state.store.commit_ingest(&w)?;
+    let result = state.store.commit_ingest(&w).await?;
     state.store.flush().await?;
     crate::failpoint::hit("after_commit");
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::config::{AccountId, Config, PlatformKind};
 use crate::platform::sandbox::SandboxFeed;
 use crate::platform::{self, Platform};
-use crate::store::Store;
+use crate::store::{SandboxChats, Store};
 
 pub struct Runtime {
     pub config: Arc<Config>,
@@ -18,14 +18,14 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// A runtime whose sandbox accounts announce their posts to nobody.
-    pub fn new(config: Config, store: Arc<dyn Store>) -> Runtime {
-        Self::with_sandbox_feed(config, store, &SandboxFeed::default())
-    }
-
     /// A runtime whose sandbox accounts publish what they post on `feed`
     /// (the server passes the one in `AppState`, across reloads).
-    pub fn with_sandbox_feed(config: Config, store: Arc<dyn Store>, feed: &SandboxFeed) -> Runtime {
+    pub fn with_sandbox_feed(
+        config: Config,
+        store: Arc<dyn Store>,
+        chats: Arc<dyn SandboxChats>,
+        feed: &SandboxFeed,
+    ) -> Runtime {
         let http = reqwest::Client::builder()
             .timeout(config.delivery.send_timeout)
             .connect_timeout(std::time::Duration::from_secs(10))
@@ -35,7 +35,7 @@ impl Runtime {
         let mut platforms = HashMap::new();
         let mut own_ids: HashMap<PlatformKind, HashSet<String>> = HashMap::new();
         for (id, acc) in &config.accounts {
-            let p = platform::build(acc, http.clone(), store.clone(), feed);
+            let p = platform::build(acc, http.clone(), store.clone(), chats.clone(), feed);
             if let Some(me) = p.self_id() {
                 own_ids.entry(acc.platform).or_default().insert(me);
             }

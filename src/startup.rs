@@ -16,7 +16,7 @@ use tracing::{error, info, warn};
 use crate::config::Config;
 use crate::platform::sandbox::SandboxFeed;
 use crate::runtime::Runtime;
-use crate::store::{SledStore, Store};
+use crate::store::{SandboxChats, SledStore, Store};
 use crate::telemetry::Metrics;
 use crate::time::now_ms;
 
@@ -39,6 +39,8 @@ pub struct AppState {
     pub config_path: Arc<Path>,
     /// Every message appended to a sandbox chat, live (the playground).
     pub sandbox_feed: SandboxFeed,
+    /// The sandbox platform's chats.
+    pub sandbox_chats: Arc<dyn SandboxChats>,
 }
 
 pub struct Application {
@@ -70,17 +72,20 @@ impl Application {
             .unwrap_or_else(|| config.server.data_dir.clone());
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
-        let store: Arc<dyn Store> = Arc::new(
+        let sled = Arc::new(
             SledStore::open(&data_dir)
                 .with_context(|| format!("cannot open the store in {}", data_dir.display()))?,
         );
+        let store: Arc<dyn Store> = sled.clone();
+        let sandbox_chats: Arc<dyn SandboxChats> = sled;
         let listen = overrides.listen.unwrap_or(config.server.listen);
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let max_body = config.server.max_body_bytes;
         let sandbox_feed = SandboxFeed::default();
-        let runtime = Runtime::with_sandbox_feed(config, store.clone(), &sandbox_feed);
+        let runtime =
+            Runtime::with_sandbox_feed(config, store.clone(), sandbox_chats.clone(), &sandbox_feed);
         let (tx, _) = watch::channel(Arc::new(runtime));
         let metrics = Arc::new(Metrics::default());
         store.count_flushes_in(metrics.clone());
@@ -92,10 +97,11 @@ impl Application {
             reload: Arc::new(Mutex::new(ReloadStatus::default())),
             config_path: config_path.into(),
             sandbox_feed,
+            sandbox_chats,
         };
         info!(
             data_dir = %data_dir.display(),
-            pending = state.store.queue_stats().map(|s| s.iter().map(|q| q.depth).sum::<usize>()).unwrap_or(0),
+            pending = state.store.queue_stats().await.map(|s| s.iter().map(|q| q.depth).sum::<usize>()).unwrap_or(0),
             "store opened"
         );
         Ok(Application {
@@ -252,7 +258,12 @@ pub fn reload(state: &AppState, why: &str) -> bool {
                 warn!("config: {w}");
             }
             let groups = cfg.groups.len();
-            let rt = Runtime::with_sandbox_feed(cfg, state.store.clone(), &state.sandbox_feed);
+            let rt = Runtime::with_sandbox_feed(
+                cfg,
+                state.store.clone(),
+                state.sandbox_chats.clone(),
+                &state.sandbox_feed,
+            );
             state.runtime.send_replace(Arc::new(rt));
             state
                 .metrics
@@ -289,7 +300,7 @@ async fn janitor(state: AppState, mut stop: watch::Receiver<bool>) {
         }
         let retention = state.runtime.borrow().config.relay.retention;
         let cutoff = now_ms().saturating_sub(retention.as_millis() as u64);
-        match state.store.purge_before(cutoff) {
+        match state.store.purge_before(cutoff).await {
             Ok(n) if n > 0 => info!(records = n, "purged records past the retention period"),
             Ok(_) => {}
             Err(e) => error!(error = %e, "purge failed"),

@@ -29,13 +29,15 @@ const STATUS_ALERTS: usize = 5;
 const RECENT_ALERTS: usize = 100;
 
 /// The thread state of an alert record: its hold, and the groups reached.
-fn thread(store: &dyn Store, alert: AlertRecord) -> Result<Thread, StoreError> {
+async fn thread(store: &dyn Store, alert: AlertRecord) -> Result<Thread, StoreError> {
     let held = store
-        .held_alerts(10_000)?
+        .held_alerts(10_000)
+        .await?
         .into_iter()
         .find(|h| h.origin == alert.origin);
     let reached = store
-        .delivery_states(&alert.origin)?
+        .delivery_states(&alert.origin)
+        .await?
         .into_iter()
         .filter(|t| {
             t.group != alert.group
@@ -54,7 +56,7 @@ fn thread(store: &dyn Store, alert: AlertRecord) -> Result<Thread, StoreError> {
 }
 
 /// What the store knows about `msg`'s thread (see [`Known`]).
-pub fn known(
+pub async fn known(
     store: &dyn Store,
     cfg: &Config,
     group: &Group,
@@ -63,20 +65,20 @@ pub fn known(
 ) -> Result<Known, StoreError> {
     let mut k = Known::default();
     if msg.edit.is_some() {
-        if let Some(a) = store.alert(&msg.message_ref())? {
-            k.edited = Some(thread(store, a)?);
+        if let Some(a) = store.alert(&msg.message_ref()).await? {
+            k.edited = Some(thread(store, a).await?);
         }
         return Ok(k);
     }
     if let Some(r) = &msg.reply_to {
-        if let Some(a) = store.thread_of(&link_key(&msg.chat, r))? {
-            k.replied = Some(thread(store, a)?);
+        if let Some(a) = store.thread_of(&link_key(&msg.chat, r)).await? {
+            k.replied = Some(thread(store, a).await?);
         }
     }
     match relay::parse_command(cfg, &msg.text) {
         Some(CommandKind::Status) => {
-            for alert in store.recent_alerts(STATUS_ALERTS)? {
-                let targets = store.delivery_states(&alert.origin)?;
+            for alert in store.recent_alerts(STATUS_ALERTS).await? {
+                let targets = store.delivery_states(&alert.origin).await?;
                 k.status.push(StatusItem { alert, targets });
             }
             return Ok(k);
@@ -89,7 +91,7 @@ pub fn known(
     }
     // The sender's own held alert in this group (most of the time no alert
     // is held at all: nothing to work out then).
-    let held = store.held_alerts(10_000)?;
+    let held = store.held_alerts(10_000).await?;
     if !held.is_empty() {
         let space = msg.platform.chat_space();
         let chat_prefix = format!("{space}|{}|", msg.chat);
@@ -98,9 +100,9 @@ pub fn known(
             if !h.origin.starts_with(&chat_prefix) {
                 continue;
             }
-            if let Some(a) = store.alert(&h.origin)? {
+            if let Some(a) = store.alert(&h.origin).await? {
                 if a.sender == me {
-                    k.senders_hold = Some(thread(store, a)?);
+                    k.senders_hold = Some(thread(store, a).await?);
                     break;
                 }
             }
@@ -117,14 +119,17 @@ pub fn known(
         // Worked out only once there is an alert of another group to compare
         // with: most alerts have none within the merge window.
         let mut me = None;
-        for a in store.alerts_since(now_ms.saturating_sub(window), RECENT_ALERTS)? {
+        for a in store
+            .alerts_since(now_ms.saturating_sub(window), RECENT_ALERTS)
+            .await?
+        {
             if a.group != group.id
                 && !a.retracted
                 && me
                     .get_or_insert_with(|| relay::similar::Fingerprint::of(&msg.text))
                     .same_incident_as(&a.text)
             {
-                k.recent.push(thread(store, (*a).clone())?);
+                k.recent.push(thread(store, (*a).clone()).await?);
             }
         }
     }
@@ -133,8 +138,8 @@ pub fn known(
 
 /// Where `chat` is now, if it moved (a Telegram group upgraded to a
 /// supergroup, see `Store::migrate_chat`).
-pub fn current_chat(store: &dyn Store, chat: &ChatId) -> Result<Option<ChatId>, StoreError> {
-    let now = store.chat_now(chat)?;
+pub async fn current_chat(store: &dyn Store, chat: &ChatId) -> Result<Option<ChatId>, StoreError> {
+    let now = store.chat_now(chat).await?;
     Ok((now != *chat).then_some(now))
 }
 
@@ -154,7 +159,7 @@ pub async fn deliver(
     // A chat that moved since the entry was queued (or decoded by a
     // dispatcher) is sent to where it is now.
     let moved;
-    let msg = match current_chat(store, &msg.chat).map_err(store_failed)? {
+    let msg = match current_chat(store, &msg.chat).await.map_err(store_failed)? {
         Some(to) => {
             let mut m = msg.clone();
             m.chat = to;
@@ -163,9 +168,10 @@ pub async fn deliver(
         }
         None => msg,
     };
-    let copy_id = |root: &str| -> Result<Option<String>, SendError> {
+    let copy_id = async |root: &str| -> Result<Option<String>, SendError> {
         Ok(store
             .copy_in(root, &msg.group)
+            .await
             .map_err(store_failed)?
             .map(|c| c.message_id))
     };
@@ -177,7 +183,7 @@ pub async fn deliver(
             if msg.kind != OutboundKind::FollowUp || msg.reply_to.is_some() {
                 return platform.send(msg).await;
             }
-            match copy_id(root)? {
+            match copy_id(root).await? {
                 Some(id) => {
                     let mut m = msg.clone();
                     m.reply_to = Some(id);
@@ -193,7 +199,7 @@ pub async fn deliver(
             let Some(root) = msg.thread.as_deref() else {
                 return Ok(Sent::nothing());
             };
-            let Some(id) = copy_id(root)? else {
+            let Some(id) = copy_id(root).await? else {
                 debug!(group = %msg.group, "no copy of the thread in this group: nothing to change");
                 return Ok(Sent::nothing());
             };

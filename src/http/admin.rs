@@ -306,7 +306,7 @@ pub async fn resend(
         a @ (Access::Off | Access::Denied) => return Err(refuse(a)),
         a => a,
     };
-    if !state.store.resend_dead(id, now_ms())? {
+    if !state.store.resend_dead(id, now_ms()).await? {
         return Err(ApiError::NotFound("no dead letter with that id".into()));
     }
     state.store.flush().await?;
@@ -404,9 +404,9 @@ fn excerpt(s: &str, n: usize) -> String {
     out
 }
 
-fn overview(state: &AppState, rt: &Runtime) -> Result<Overview, StoreError> {
+async fn overview(state: &AppState, rt: &Runtime) -> Result<Overview, StoreError> {
     let cfg = &rt.config;
-    let stats = state.store.queue_stats()?;
+    let stats = state.store.queue_stats().await?;
     let accounts = cfg
         .accounts
         .values()
@@ -434,7 +434,8 @@ fn overview(state: &AppState, rt: &Runtime) -> Result<Overview, StoreError> {
         .collect();
     let dead_letters = state
         .store
-        .dead_letters(200)?
+        .dead_letters(200)
+        .await?
         .into_iter()
         .map(|e| DeadLetter {
             id: e.id,
@@ -448,11 +449,12 @@ fn overview(state: &AppState, rt: &Runtime) -> Result<Overview, StoreError> {
         })
         .collect();
     let mut alerts = Vec::new();
-    for a in state.store.recent_alerts(50)? {
+    for a in state.store.recent_alerts(50).await? {
         // The origin group's own entry is the reminder, not a copy.
         let states: Vec<_> = state
             .store
-            .delivery_states(&a.origin)?
+            .delivery_states(&a.origin)
+            .await?
             .into_iter()
             .filter(|t| t.group != a.group)
             .collect();
@@ -530,7 +532,7 @@ pub async fn api_overview(
     if !a.allowed() {
         return Err(refuse(a));
     }
-    let o = overview(&state, &rt)?;
+    let o = overview(&state, &rt).await?;
     let mut r = Json(o).into_response();
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -578,7 +580,7 @@ pub async fn dashboard(
         Access::Denied => return Ok(login_page(cfg, false)),
         Access::Bearer | Access::Cookie => {}
     }
-    let o = overview(&state, &rt)?;
+    let o = overview(&state, &rt).await?;
     let l = lang(cfg);
     let csrf = cfg
         .admin

@@ -82,7 +82,7 @@ async fn index(State(state): State<AppState>) -> Response {
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    match state.store.ready() {
+    match state.store.ready().await {
         Ok(_) => (StatusCode::OK, "ready\n"),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n"),
     }
@@ -92,7 +92,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut gauges = Vec::new();
     let now = now_ms();
     let rt = state.runtime.borrow().clone();
-    let stats = state.store.queue_stats().unwrap_or_default();
+    let stats = state.store.queue_stats().await.unwrap_or_default();
     for acc in rt.config.accounts.keys() {
         let s = stats.iter().find(|s| &s.account == acc);
         let l = gauge_labels(&[("account", acc.as_str())]);
@@ -109,6 +109,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let dead = state
         .store
         .dead_letters(100_000)
+        .await
         .map(|d| d.len())
         .unwrap_or(0);
     gauges.push(("buurtrelay_dead_letters", String::new(), dead as f64));

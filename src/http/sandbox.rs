@@ -90,24 +90,27 @@ pub async fn post_message(
             "text must be 1 to {MAX_TEXT} characters"
         )));
     }
-    let stored = state.store.sandbox_append(
-        g.chat.as_str(),
-        SandboxMessage {
-            id: String::new(),
-            sender: sender.to_string(),
-            sender_name: p.sender_name.clone().or_else(|| Some(sender.to_string())),
-            text: p.text.clone(),
-            reply_to: p.reply_to.clone(),
-            from_relay: false,
-            at_ms: now_ms(),
-            edited_ms: None,
-        },
-    )?;
+    let stored = state
+        .sandbox_chats
+        .append(
+            g.chat.as_str(),
+            SandboxMessage {
+                id: String::new(),
+                sender: sender.to_string(),
+                sender_name: p.sender_name.clone().or_else(|| Some(sender.to_string())),
+                text: p.text.clone(),
+                reply_to: p.reply_to.clone(),
+                from_relay: false,
+                at_ms: now_ms(),
+                edited_ms: None,
+            },
+        )
+        .await?;
     // Stored first, then announced: the live view never shows what is not kept.
     state.sandbox_feed.publish(g.id.as_str(), stored.clone());
     // The replied message, as a platform quotes it (for `/doorsturen`).
     let quoted = match &p.reply_to {
-        Some(r) => state.store.sandbox_get(g.chat.as_str(), r)?.map(|q| {
+        Some(r) => state.sandbox_chats.get(g.chat.as_str(), r).await?.map(|q| {
             Box::new(Quoted {
                 text: q.text,
                 sender: Some(Sender {
@@ -201,7 +204,7 @@ pub async fn edit_message(
             "text must be 1 to {MAX_TEXT} characters"
         )));
     }
-    let Some(old) = state.store.sandbox_get(g.chat.as_str(), &id)? else {
+    let Some(old) = state.sandbox_chats.get(g.chat.as_str(), &id).await? else {
         return Err(ApiError::NotFound("no such message".into()));
     };
     if old.from_relay || old.sender != p.sender.trim() {
@@ -209,8 +212,9 @@ pub async fn edit_message(
     }
     let at = now_ms();
     let Some(edited) = state
-        .store
-        .sandbox_edit(g.chat.as_str(), &id, &p.text, at)?
+        .sandbox_chats
+        .edit(g.chat.as_str(), &id, &p.text, at)
+        .await?
     else {
         return Err(ApiError::NotFound("no such message".into()));
     };
@@ -254,7 +258,7 @@ pub async fn list_messages(
 ) -> Result<Json<ListAnswer>, ApiError> {
     let (g, _) = sandbox_group(&state, &group)?;
     let limit = q.limit.unwrap_or(200).clamp(1, 1000);
-    let messages = state.store.sandbox_list(g.chat.as_str(), limit)?;
+    let messages = state.sandbox_chats.list(g.chat.as_str(), limit).await?;
     Ok(Json(ListAnswer {
         group: g.id.to_string(),
         name: g.name.clone(),

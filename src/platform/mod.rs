@@ -22,7 +22,7 @@ use axum::http::HeaderMap;
 
 use crate::config::{Account, ChatId, PlatformKind};
 use crate::message::{Inbound, Outbound, Sent};
-use crate::store::Store;
+use crate::store::{SandboxChats, Store};
 
 /// Why a webhook request was refused. Each variant names its HTTP status.
 #[derive(Debug, thiserror::Error)]
@@ -115,10 +115,11 @@ pub fn build(
     account: &Account,
     http: reqwest::Client,
     store: Arc<dyn Store>,
+    chats: Arc<dyn SandboxChats>,
     feed: &sandbox::SandboxFeed,
 ) -> Arc<dyn Platform> {
     match account.platform {
-        PlatformKind::Sandbox => Arc::new(sandbox::Sandbox::new(account, store, feed.clone())),
+        PlatformKind::Sandbox => Arc::new(sandbox::Sandbox::new(account, chats, feed.clone())),
         PlatformKind::Telegram => Arc::new(telegram::Telegram::new(account, http)),
         PlatformKind::Waha => Arc::new(waha::Waha::new(account, http, store)),
         PlatformKind::Evolution => Arc::new(evolution::Evolution::new(account, http, store)),

@@ -18,7 +18,7 @@ use tokio::sync::broadcast;
 use super::{ChangeError, Platform, SendError, WebhookError};
 use crate::config::{Account, PlatformKind};
 use crate::message::{Inbound, Outbound, Sent};
-use crate::store::{SandboxMessage, Store};
+use crate::store::{SandboxChats, SandboxMessage};
 
 /// One message appended to a sandbox chat.
 #[derive(Clone, Debug, Serialize)]
@@ -88,16 +88,16 @@ impl SandboxFeed {
 pub struct Sandbox {
     self_id: String,
     display_name: String,
-    store: Arc<dyn Store>,
+    chats: Arc<dyn SandboxChats>,
     feed: SandboxFeed,
 }
 
 impl Sandbox {
-    pub fn new(account: &Account, store: Arc<dyn Store>, feed: SandboxFeed) -> Self {
+    pub fn new(account: &Account, chats: Arc<dyn SandboxChats>, feed: SandboxFeed) -> Self {
         Self {
             self_id: self_id(account.id.as_str()),
             display_name: account.display_name.clone(),
-            store,
+            chats,
             feed,
         }
     }
@@ -130,8 +130,8 @@ impl Platform for Sandbox {
 
     async fn send(&self, msg: &Outbound) -> Result<Sent, SendError> {
         let stored = self
-            .store
-            .sandbox_append(
+            .chats
+            .append(
                 msg.chat.as_str(),
                 SandboxMessage {
                     id: String::new(),
@@ -144,6 +144,7 @@ impl Platform for Sandbox {
                     edited_ms: None,
                 },
             )
+            .await
             .map_err(|e| SendError::Transient(e.to_string()))?;
         let message_id = stored.id.clone();
         self.feed.publish(msg.group.as_str(), stored);
@@ -153,8 +154,9 @@ impl Platform for Sandbox {
     /// The sandbox edits in its store, like a platform that allows edits.
     async fn edit(&self, msg: &Outbound, message_id: &str) -> Result<(), ChangeError> {
         match self
-            .store
-            .sandbox_edit(msg.chat.as_str(), message_id, &msg.text, now_ms())
+            .chats
+            .edit(msg.chat.as_str(), message_id, &msg.text, now_ms())
+            .await
             .map_err(|e| SendError::Transient(e.to_string()))?
         {
             Some(changed) => {
@@ -169,11 +171,13 @@ impl Platform for Sandbox {
     async fn delete(&self, msg: &Outbound, message_id: &str) -> Result<(), ChangeError> {
         let chat = msg.chat.as_str();
         let old = self
-            .store
-            .sandbox_get(chat, message_id)
+            .chats
+            .get(chat, message_id)
+            .await
             .map_err(|e| SendError::Transient(e.to_string()))?;
-        self.store
-            .sandbox_delete(chat, message_id)
+        self.chats
+            .delete(chat, message_id)
+            .await
             .map_err(|e| SendError::Transient(e.to_string()))?;
         if let Some(old) = old {
             self.feed.publish_deleted(msg.group.as_str(), old);

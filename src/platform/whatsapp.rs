@@ -63,6 +63,7 @@ pub async fn remember_own_copy(
     // A retry of the same entry finds the mark already there: that is fine.
     store
         .commit_ingest(&w)
+        .await
         .map_err(|e| SendError::Transient(format!("cannot record our copy: {e}")))?;
     store
         .flush()

@@ -12,26 +12,34 @@
 //! The guarantee the ingest path relies on: [`Store::commit_ingest`] writes
 //! the dedup mark and everything derived from the message in ONE atomic
 //! step, and [`Store::flush`] makes it durable before the webhook is
-//! answered. sled is the implementation; the trait is the seam for a shared
-//! PostgreSQL later (outbox claimed with `FOR UPDATE SKIP LOCKED`).
+//! answered.
+//!
+//! Every method is async and no engine blocks a tokio worker: a store runs
+//! its database on threads of its own, so a slow disk delays the answers
+//! that wait for the store, and nothing else (the timers, `/healthz`, the
+//! sends in flight go on). The trait names no engine: its error is
+//! [`StoreError`]. sled ([`SledStore`], in `sled/`) is the implementation;
+//! the trait is the seam for a shared PostgreSQL later (outbox claimed with
+//! `FOR UPDATE SKIP LOCKED`). The sandbox platform's chats are a store of
+//! their own, [`SandboxChats`], which the sled store also keeps.
 
-mod recent;
-mod sled_store;
+mod sled;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-pub use sled_store::SledStore;
+pub use self::sled::SledStore;
 
 use crate::config::{AccountId, ChatId, GroupId};
 use crate::message::{Outbound, Sent};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database failed (disk full, I/O error): the webhook answers 503
-    /// so the platform retries later; nothing is half-written.
-    #[error("store: {0}")]
-    Db(#[from] sled::Error),
+    /// The database failed or cannot be reached (disk full, I/O error, its
+    /// threads stopped): the webhook answers 503 so the platform retries
+    /// later; nothing is half-written.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
     /// A stored record could not be decoded (a bug or a foreign file).
     #[error("store: corrupt record: {0}")]
     Corrupt(String),
@@ -276,10 +284,12 @@ pub struct TargetDelivery {
     pub entry_id: Option<u64>,
 }
 
+/// The relay's durable state. Every method may wait for the disk (or a
+/// database server), never on a tokio worker's time.
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Writes a message's dedup mark and everything derived from it, atomically.
-    fn commit_ingest(&self, w: &IngestWrite) -> Result<IngestResult, StoreError>;
+    async fn commit_ingest(&self, w: &IngestWrite) -> Result<IngestResult, StoreError>;
 
     /// Makes every write so far durable. Concurrent callers share flushes.
     async fn flush(&self) -> Result<(), StoreError>;
@@ -288,123 +298,111 @@ pub trait Store: Send + Sync {
     /// `buurtrelay_store_flush_seconds` (the first registry given stays).
     fn count_flushes_in(&self, _metrics: std::sync::Arc<crate::telemetry::Metrics>) {}
 
-    fn is_seen(&self, dedup_key: &str) -> Result<bool, StoreError>;
-
-    /// Until when (ms) a member may not be reminded again.
-    fn cooldown_until(&self, key: &str) -> Result<Option<u64>, StoreError>;
+    async fn is_seen(&self, dedup_key: &str) -> Result<bool, StoreError>;
 
     /// Pending entries of one account in delivery order (priority, then
     /// arrival).
-    fn pending(&self, account: &AccountId, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
+    async fn pending(
+        &self,
+        account: &AccountId,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError>;
 
     /// Pending entries of one account with an id above `after` (entries
     /// accepted since a previous look; `None`: all), in delivery order.
-    fn pending_after(
+    async fn pending_after(
         &self,
         account: &AccountId,
         after: Option<u64>,
         limit: usize,
     ) -> Result<Vec<OutboxEntry>, StoreError>;
 
-    /// Records what was posted, then removes the delivered entry: a
+    /// Records what was posted, then removes the delivered entries: a
     /// `Forward` is recorded as its thread's copy in its group (a reminder as
     /// before, under its origin), and every message of a thread is linked to
     /// it, so replies to it are found. [`Sent::nothing`] records nothing.
-    /// Not flushed: the caller flushes before it relies on it.
-    fn complete(&self, entry: &OutboxEntry, sent: &Sent, at_ms: u64) -> Result<(), StoreError> {
-        self.complete_many(&[(entry, sent)], at_ms)
-    }
-
-    /// [`Store::complete`] for many delivered entries: each entry leaves the
-    /// outbox only once its copy and thread link are recorded, so a crash
-    /// can leave an entry queued (sent again) but never gone unrecorded.
-    fn complete_many(&self, done: &[(&OutboxEntry, &Sent)], at_ms: u64) -> Result<(), StoreError>;
+    /// Each entry leaves the outbox only once its copy and thread link are
+    /// recorded, so a crash can leave an entry queued (sent again) but never
+    /// gone unrecorded. Not flushed: the caller flushes before it relies on it.
+    async fn complete_many(
+        &self,
+        done: &[(&OutboxEntry, &Sent)],
+        at_ms: u64,
+    ) -> Result<(), StoreError>;
 
     /// Stores a changed retry state (attempts, next_at_ms, last_error).
-    fn reschedule(&self, entry: &OutboxEntry) -> Result<(), StoreError>;
+    async fn reschedule(&self, entry: &OutboxEntry) -> Result<(), StoreError>;
 
     /// Moves an entry to the dead letters, atomically.
-    fn dead_letter(&self, entry: &OutboxEntry) -> Result<(), StoreError>;
+    async fn dead_letter(&self, entry: &OutboxEntry) -> Result<(), StoreError>;
 
-    fn dead_letters(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
+    /// The newest dead letters, newest first.
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
 
     /// Puts a dead letter back in the outbox for another try.
-    fn resend_dead(&self, id: u64, now_ms: u64) -> Result<bool, StoreError>;
+    async fn resend_dead(&self, id: u64, now_ms: u64) -> Result<bool, StoreError>;
 
-    fn queue_stats(&self) -> Result<Vec<QueueStats>, StoreError>;
+    async fn queue_stats(&self) -> Result<Vec<QueueStats>, StoreError>;
 
     /// Cheap, for readiness probes: the store answers a read and can still
     /// make writes durable.
-    fn ready(&self) -> Result<(), StoreError>;
-
-    fn copies_of(&self, origin: &str) -> Result<Vec<CopyRecord>, StoreError>;
+    async fn ready(&self) -> Result<(), StoreError>;
 
     /// The delivered copy of thread `origin` in one group.
-    fn copy_in(&self, origin: &str, group: &GroupId) -> Result<Option<CopyRecord>, StoreError>;
+    async fn copy_in(
+        &self,
+        origin: &str,
+        group: &GroupId,
+    ) -> Result<Option<CopyRecord>, StoreError>;
 
     /// The alert thread a message belongs to, by its [`crate::message::link_key`].
-    fn thread_of(&self, link_key: &str) -> Result<Option<AlertRecord>, StoreError>;
+    async fn thread_of(&self, link_key: &str) -> Result<Option<AlertRecord>, StoreError>;
 
     /// The alert record of a thread, by its origin.
-    fn alert(&self, origin: &str) -> Result<Option<AlertRecord>, StoreError>;
+    async fn alert(&self, origin: &str) -> Result<Option<AlertRecord>, StoreError>;
 
     /// Alerts recorded at or after `from_ms`, newest first (shared: the
     /// store may serve them from memory).
-    fn alerts_since(
+    async fn alerts_since(
         &self,
         from_ms: u64,
         limit: usize,
     ) -> Result<Vec<std::sync::Arc<AlertRecord>>, StoreError>;
 
     /// Every alert held now (`relay.unconfirmed = "hold"`).
-    fn held_alerts(&self, limit: usize) -> Result<Vec<HeldAlert>, StoreError>;
+    async fn held_alerts(&self, limit: usize) -> Result<Vec<HeldAlert>, StoreError>;
 
     /// Moves a chat's state to its new id (a Telegram group upgraded to a
     /// supergroup): pending and dead entries, held copies, copy records and
     /// thread links. Idempotent; returns how many records changed.
-    fn migrate_chat(&self, from: &ChatId, to: &ChatId, at_ms: u64) -> Result<usize, StoreError>;
+    async fn migrate_chat(
+        &self,
+        from: &ChatId,
+        to: &ChatId,
+        at_ms: u64,
+    ) -> Result<usize, StoreError>;
 
     /// Chat ids that changed, oldest first.
-    fn chat_moves(&self) -> Result<Vec<ChatMove>, StoreError>;
+    async fn chat_moves(&self) -> Result<Vec<ChatMove>, StoreError>;
 
     /// Where `chat` is now: itself, or the id it moved to (a chat may move
     /// twice: the moves are followed, a few at most, so a bad record never
     /// loops).
-    fn chat_now(&self, chat: &ChatId) -> Result<ChatId, StoreError>;
-
-    /// One message of a sandbox chat.
-    fn sandbox_get(&self, chat: &str, id: &str) -> Result<Option<SandboxMessage>, StoreError>;
-
-    /// Changes a sandbox message's text; `None` if there is no such message.
-    fn sandbox_edit(
-        &self,
-        chat: &str,
-        id: &str,
-        text: &str,
-        at_ms: u64,
-    ) -> Result<Option<SandboxMessage>, StoreError>;
-
-    /// Deletes a sandbox message; false if there was none.
-    fn sandbox_delete(&self, chat: &str, id: &str) -> Result<bool, StoreError>;
+    async fn chat_now(&self, chat: &ChatId) -> Result<ChatId, StoreError>;
 
     /// Every group that one origin message has (or will have) a copy in, and
     /// how far that copy got: one entry per group, in the order delivered,
     /// outbox, dead letters, held (a group's first state wins). The reminder
     /// is the entry for the origin's own group.
-    fn delivery_states(&self, origin: &str) -> Result<Vec<TargetDelivery>, StoreError>;
+    async fn delivery_states(&self, origin: &str) -> Result<Vec<TargetDelivery>, StoreError>;
 
-    fn recent_alerts(&self, limit: usize) -> Result<Vec<AlertRecord>, StoreError>;
-
-    fn sandbox_append(&self, chat: &str, msg: SandboxMessage)
-    -> Result<SandboxMessage, StoreError>;
-
-    fn sandbox_list(&self, chat: &str, limit: usize) -> Result<Vec<SandboxMessage>, StoreError>;
+    async fn recent_alerts(&self, limit: usize) -> Result<Vec<AlertRecord>, StoreError>;
 
     /// Held alerts whose time is up.
-    fn due_held(&self, now_ms: u64, limit: usize) -> Result<Vec<HeldAlert>, StoreError>;
+    async fn due_held(&self, now_ms: u64, limit: usize) -> Result<Vec<HeldAlert>, StoreError>;
 
     /// Ends a hold: removes it and, if `forward`, queues its copies, atomically.
-    fn release_held(
+    async fn release_held(
         &self,
         held: &HeldAlert,
         forward: bool,
@@ -413,5 +411,32 @@ pub trait Store: Send + Sync {
 
     /// Removes dedup marks, cooldowns, alert texts, copies and thread links
     /// older than `cutoff_ms`.
-    fn purge_before(&self, cutoff_ms: u64) -> Result<usize, StoreError>;
+    async fn purge_before(&self, cutoff_ms: u64) -> Result<usize, StoreError>;
+}
+
+/// The chats of the built-in sandbox platform (demos, the playground,
+/// tests): what a real platform keeps on its own servers. Apart from the
+/// relay's state, so a second engine need not carry it.
+#[async_trait]
+pub trait SandboxChats: Send + Sync {
+    /// Appends a message to a chat; the stored message has its new id.
+    async fn append(&self, chat: &str, msg: SandboxMessage) -> Result<SandboxMessage, StoreError>;
+
+    /// The newest `limit` messages of a chat, oldest first.
+    async fn list(&self, chat: &str, limit: usize) -> Result<Vec<SandboxMessage>, StoreError>;
+
+    /// One message of a chat.
+    async fn get(&self, chat: &str, id: &str) -> Result<Option<SandboxMessage>, StoreError>;
+
+    /// Changes a message's text; `None` if there is no such message.
+    async fn edit(
+        &self,
+        chat: &str,
+        id: &str,
+        text: &str,
+        at_ms: u64,
+    ) -> Result<Option<SandboxMessage>, StoreError>;
+
+    /// Deletes a message; false if there was none.
+    async fn delete(&self, chat: &str, id: &str) -> Result<bool, StoreError>;
 }

@@ -421,10 +421,10 @@ async fn a_script_re_sends_with_the_bearer_token() {
     )
     .await;
     eventually(10, "a dead letter", || async {
-        app.state.store.dead_letters(10).unwrap().len() == 1
+        app.state.store.dead_letters(10).await.unwrap().len() == 1
     })
     .await;
-    let id = app.state.store.dead_letters(10).unwrap()[0].id;
+    let id = app.state.store.dead_letters(10).await.unwrap()[0].id;
     let r = app
         .client
         .post(format!("{}/admin/dead/{id}/resend", app.addr))

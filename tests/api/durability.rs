@@ -26,6 +26,7 @@ async fn a_restart_resumes_a_non_empty_outbox_and_sends_each_copy_once() {
         .state
         .store
         .queue_stats()
+        .await
         .unwrap()
         .iter()
         .map(|q| q.depth)
@@ -56,6 +57,7 @@ async fn a_restart_resumes_a_non_empty_outbox_and_sends_each_copy_once() {
         .state
         .store
         .queue_stats()
+        .await
         .unwrap()
         .iter()
         .map(|q| q.depth)

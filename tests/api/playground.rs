@@ -174,8 +174,8 @@ async fn simulate_says_what_the_relay_would_do_and_stores_nothing() {
 
     // Nothing was posted, queued or remembered.
     assert!(app.sandbox_messages("veulen").await.is_empty());
-    assert!(app.state.store.queue_stats().unwrap().is_empty());
-    assert!(app.state.store.recent_alerts(10).unwrap().is_empty());
+    assert!(app.state.store.queue_stats().await.unwrap().is_empty());
+    assert!(app.state.store.recent_alerts(10).await.unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -247,6 +247,6 @@ async fn a_refusal_becomes_a_dead_letter_and_does_not_block_the_others() {
         app.metrics().await.contains("buurtrelay_dead_letters 1")
     })
     .await;
-    let dead = app.state.store.dead_letters(10).unwrap();
+    let dead = app.state.store.dead_letters(10).await.unwrap();
     assert!(dead[0].last_error.as_deref().unwrap().contains("kicked"));
 }

@@ -1,39 +1,42 @@
-//! The embedded sled store (sled 0.34): one database under `data_dir`, one
+//! The sled engine itself (sled 0.34): one database under `data_dir`, one
 //! tree per kind of record, multi-tree transactions for atomic writes.
+//!
+//! Every method here blocks on sled, and may block on the disk. Only the
+//! store's own threads call them (see the parent module); the type is not
+//! visible outside `store::sled`, so nothing else can.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
+use ::sled::Transactional;
+use ::sled::transaction::{ConflictableTransactionError, TransactionError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
 use tokio::sync::watch;
 
 use super::recent::{self, RecentAlerts};
-use super::*;
 use crate::message::OutboundKind;
+use crate::store::*;
 
-pub struct SledStore {
-    db: sled::Db,
+pub(super) struct Engine {
+    db: ::sled::Db,
     commit: GroupCommit,
-    seen: sled::Tree,
-    outbox: sled::Tree,
-    dead: sled::Tree,
-    cooldown: sled::Tree,
-    alerts: sled::Tree,
-    copies: sled::Tree,
-    sandbox: sled::Tree,
-    held: sled::Tree,
+    seen: ::sled::Tree,
+    outbox: ::sled::Tree,
+    dead: ::sled::Tree,
+    cooldown: ::sled::Tree,
+    alerts: ::sled::Tree,
+    copies: ::sled::Tree,
+    sandbox: ::sled::Tree,
+    held: ::sled::Tree,
     /// Thread map: a message's link key → its thread's origin.
-    links: sled::Tree,
+    links: ::sled::Tree,
     /// An alert's origin → its time (the key of its record in `alerts`).
-    alert_index: sled::Tree,
+    alert_index: ::sled::Tree,
     /// Chat ids that changed: old → [`ChatMove`].
-    moves: sled::Tree,
+    moves: ::sled::Tree,
     /// The newest alert records, decoded (`None`: not loaded yet, or
     /// dropped after an error or a purge).
     recent: Mutex<Option<RecentAlerts>>,
@@ -42,6 +45,13 @@ pub struct SledStore {
 fn enc<T: Serialize>(v: &T) -> Vec<u8> {
     // Serialising our own plain structs to JSON cannot fail.
     serde_json::to_vec(v).unwrap_or_default()
+}
+
+/// sled's errors become the store's own: the trait names no engine.
+impl From<::sled::Error> for StoreError {
+    fn from(e: ::sled::Error) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
 }
 
 fn dec<T: DeserializeOwned>(b: &[u8]) -> Result<T, StoreError> {
@@ -135,7 +145,7 @@ fn sandbox_key(chat: &str, id: &str) -> Option<Vec<u8>> {
 /// The error of a transaction that never aborts on purpose.
 fn tx_error(e: TransactionError<()>) -> StoreError {
     match e {
-        TransactionError::Storage(e) => StoreError::Db(e),
+        TransactionError::Storage(e) => e.into(),
         TransactionError::Abort(()) => StoreError::Corrupt("aborted".into()),
     }
 }
@@ -146,7 +156,7 @@ fn prefix(s: &str) -> Vec<u8> {
     k
 }
 
-impl SledStore {
+impl Engine {
     /// Brings the cached copy of the alert records under `keys` up to date
     /// with the store (after a write). On any error the cache is dropped:
     /// the next read loads it again, or reports the error.
@@ -185,10 +195,10 @@ impl SledStore {
     }
 
     /// Opens (or creates) the database in `dir`.
-    pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
+    pub(super) fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = ::sled::Config::new()
             .path(dir.join("buurtrelay.sled"))
-            .mode(sled::Mode::HighThroughput)
+            .mode(::sled::Mode::HighThroughput)
             // sled's default page cache is 1 GiB; the working set here (recent
             // dedup marks, the outbox, recent alerts) is the tails of a few
             // trees. 4 MiB cut the peak RSS under load from 133 to 92 MB;
@@ -201,11 +211,11 @@ impl SledStore {
     }
 
     /// A throw-away database, for unit tests.
-    pub fn temporary() -> Result<Self, StoreError> {
-        Self::from_db(sled::Config::new().temporary(true).open()?)
+    pub(super) fn temporary() -> Result<Self, StoreError> {
+        Self::from_db(::sled::Config::new().temporary(true).open()?)
     }
 
-    fn from_db(db: sled::Db) -> Result<Self, StoreError> {
+    fn from_db(db: ::sled::Db) -> Result<Self, StoreError> {
         Ok(Self {
             commit: GroupCommit::new(&db)?,
             seen: db.open_tree("seen")?,
@@ -273,7 +283,7 @@ struct Asked {
 }
 
 impl GroupCommit {
-    fn new(db: &sled::Db) -> Result<Self, StoreError> {
+    fn new(db: &::sled::Db) -> Result<Self, StoreError> {
         let shared = Arc::new(Commits {
             issued: AtomicU64::new(0),
             done: watch::channel(Flushed::default()).0,
@@ -285,7 +295,7 @@ impl GroupCommit {
         let thread = std::thread::Builder::new()
             .name("store-flusher".into())
             .spawn(move || s.run(&db))
-            .map_err(|e| sled::Error::Io(std::io::Error::other(format!("flusher thread: {e}"))))?;
+            .map_err(|e| StoreError::Unavailable(format!("flusher thread: {e}")))?;
         Ok(Self {
             shared,
             thread: Some(thread),
@@ -309,15 +319,12 @@ impl GroupCommit {
                 }
                 if let Some((upto, e)) = &f.failed {
                     if *upto >= ticket {
-                        return Err(sled::Error::Io(std::io::Error::other(format!(
-                            "flush failed: {e}"
-                        )))
-                        .into());
+                        return Err(StoreError::Unavailable(format!("flush failed: {e}")));
                     }
                 }
             }
             if rx.changed().await.is_err() {
-                return Err(StoreError::Corrupt("flusher gone".into()));
+                return Err(StoreError::Unavailable("flusher gone".into()));
             }
         }
     }
@@ -335,7 +342,7 @@ impl GroupCommit {
 
 impl Commits {
     /// The flusher thread: waits for a caller, flushes, tells the waiters.
-    fn run(&self, db: &sled::Db) {
+    fn run(&self, db: &::sled::Db) {
         /// However the thread ends (stopped, a poisoned lock, a panic in
         /// sled), a caller waiting now or later gets an error, never a hang.
         struct Gone<'a>(&'a Commits);
@@ -449,9 +456,8 @@ enum Abort {
     Corrupt(String),
 }
 
-#[async_trait]
-impl Store for SledStore {
-    fn commit_ingest(&self, w: &IngestWrite) -> Result<IngestResult, StoreError> {
+impl Engine {
+    pub(super) fn commit_ingest(&self, w: &IngestWrite) -> Result<IngestResult, StoreError> {
         // Most messages lead to nothing but their dedup mark: one atomic
         // insert-if-absent, without the transaction's global lock. Either path
         // refuses a key the other wrote before; only two deliveries of one
@@ -624,26 +630,23 @@ impl Store for SledStore {
         }
     }
 
-    async fn flush(&self) -> Result<(), StoreError> {
+    pub(super) async fn flush(&self) -> Result<(), StoreError> {
         self.commit.flush().await
     }
 
-    fn count_flushes_in(&self, metrics: Arc<crate::telemetry::Metrics>) {
+    pub(super) fn count_flushes_in(&self, metrics: Arc<crate::telemetry::Metrics>) {
         let _ = self.commit.shared.metrics.set(metrics);
     }
 
-    fn is_seen(&self, dedup_key: &str) -> Result<bool, StoreError> {
+    pub(super) fn is_seen(&self, dedup_key: &str) -> Result<bool, StoreError> {
         Ok(self.seen.contains_key(dedup_key.as_bytes())?)
     }
 
-    fn cooldown_until(&self, key: &str) -> Result<Option<u64>, StoreError> {
-        Ok(self
-            .cooldown
-            .get(key.as_bytes())?
-            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes)))
-    }
-
-    fn pending(&self, account: &AccountId, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+    pub(super) fn pending(
+        &self,
+        account: &AccountId,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
         self.outbox
             .scan_prefix(prefix(account.as_str()))
             .take(limit)
@@ -654,7 +657,7 @@ impl Store for SledStore {
             .collect()
     }
 
-    fn pending_after(
+    pub(super) fn pending_after(
         &self,
         account: &AccountId,
         after: Option<u64>,
@@ -683,7 +686,22 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    fn complete_many(&self, done: &[(&OutboxEntry, &Sent)], at_ms: u64) -> Result<(), StoreError> {
+    /// One delivered entry: see [`Engine::complete_many`].
+    #[cfg(test)]
+    pub(super) fn complete(
+        &self,
+        entry: &OutboxEntry,
+        sent: &Sent,
+        at_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.complete_many(&[(entry, sent)], at_ms)
+    }
+
+    pub(super) fn complete_many(
+        &self,
+        done: &[(&OutboxEntry, &Sent)],
+        at_ms: u64,
+    ) -> Result<(), StoreError> {
         struct Booking {
             okey: Vec<u8>,
             copy: Option<(Vec<u8>, Vec<u8>)>,
@@ -749,7 +767,7 @@ impl Store for SledStore {
         Ok(())
     }
 
-    fn reschedule(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
+    pub(super) fn reschedule(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
         let key = outbox_key(&entry.msg, entry.id);
         // Only update an entry that is still there (never resurrect one).
         if self.outbox.contains_key(&key)? {
@@ -758,7 +776,7 @@ impl Store for SledStore {
         Ok(())
     }
 
-    fn dead_letter(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
+    pub(super) fn dead_letter(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
         let okey = outbox_key(&entry.msg, entry.id);
         let dkey = entry.id.to_be_bytes();
         (&self.outbox, &self.dead)
@@ -770,7 +788,7 @@ impl Store for SledStore {
             .map_err(tx_error)
     }
 
-    fn dead_letters(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+    pub(super) fn dead_letters(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
         self.dead
             .iter()
             .rev()
@@ -782,7 +800,7 @@ impl Store for SledStore {
             .collect()
     }
 
-    fn resend_dead(&self, id: u64, now_ms: u64) -> Result<bool, StoreError> {
+    pub(super) fn resend_dead(&self, id: u64, now_ms: u64) -> Result<bool, StoreError> {
         let dkey = id.to_be_bytes();
         let Some(v) = self.dead.get(dkey)? else {
             return Ok(false);
@@ -809,7 +827,7 @@ impl Store for SledStore {
         Ok(true)
     }
 
-    fn queue_stats(&self) -> Result<Vec<QueueStats>, StoreError> {
+    pub(super) fn queue_stats(&self) -> Result<Vec<QueueStats>, StoreError> {
         /// The one field read of each entry, without building the entry
         /// (its text, target and thread as owned strings): every scrape of
         /// `/metrics` walks the whole outbox, however long the backlog.
@@ -844,15 +862,15 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    fn ready(&self) -> Result<(), StoreError> {
+    pub(super) fn ready(&self) -> Result<(), StoreError> {
         if let Some((u64::MAX, e)) = &self.commit.shared.done.borrow().failed {
-            return Err(StoreError::Corrupt(e.clone()));
+            return Err(StoreError::Unavailable(e.clone()));
         }
         self.seen.get(b"")?;
         Ok(())
     }
 
-    fn copies_of(&self, origin: &str) -> Result<Vec<CopyRecord>, StoreError> {
+    pub(super) fn copies_of(&self, origin: &str) -> Result<Vec<CopyRecord>, StoreError> {
         self.copies
             .scan_prefix(prefix(origin))
             .map(|kv| {
@@ -862,7 +880,7 @@ impl Store for SledStore {
             .collect()
     }
 
-    fn delivery_states(&self, origin: &str) -> Result<Vec<TargetDelivery>, StoreError> {
+    pub(super) fn delivery_states(&self, origin: &str) -> Result<Vec<TargetDelivery>, StoreError> {
         let mut out: Vec<TargetDelivery> = Vec::new();
         let mut add = |t: TargetDelivery| {
             if !out.iter().any(|o| o.group == t.group) {
@@ -882,7 +900,7 @@ impl Store for SledStore {
         // The outbox and the dead letters are keyed by account and id, not by
         // origin: a scan. Both stay small (a healthy outbox is nearly empty);
         // a shared database would index `origin`.
-        let queued = |tree: &sled::Tree| -> Result<Vec<OutboxEntry>, StoreError> {
+        let queued = |tree: &::sled::Tree| -> Result<Vec<OutboxEntry>, StoreError> {
             let mut v = Vec::new();
             for kv in tree.iter() {
                 let (_, bytes) = kv?;
@@ -937,7 +955,7 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    fn recent_alerts(&self, limit: usize) -> Result<Vec<AlertRecord>, StoreError> {
+    pub(super) fn recent_alerts(&self, limit: usize) -> Result<Vec<AlertRecord>, StoreError> {
         self.alerts
             .iter()
             .rev()
@@ -949,7 +967,7 @@ impl Store for SledStore {
             .collect()
     }
 
-    fn sandbox_append(
+    pub(super) fn sandbox_append(
         &self,
         chat: &str,
         mut msg: SandboxMessage,
@@ -962,7 +980,11 @@ impl Store for SledStore {
         Ok(msg)
     }
 
-    fn sandbox_list(&self, chat: &str, limit: usize) -> Result<Vec<SandboxMessage>, StoreError> {
+    pub(super) fn sandbox_list(
+        &self,
+        chat: &str,
+        limit: usize,
+    ) -> Result<Vec<SandboxMessage>, StoreError> {
         let mut v: Vec<SandboxMessage> = self
             .sandbox
             .scan_prefix(prefix(chat))
@@ -977,7 +999,7 @@ impl Store for SledStore {
         Ok(v)
     }
 
-    fn due_held(&self, now_ms: u64, limit: usize) -> Result<Vec<HeldAlert>, StoreError> {
+    pub(super) fn due_held(&self, now_ms: u64, limit: usize) -> Result<Vec<HeldAlert>, StoreError> {
         self.held
             .range(..(now_ms + 1).to_be_bytes().to_vec())
             .take(limit)
@@ -988,7 +1010,12 @@ impl Store for SledStore {
             .collect()
     }
 
-    fn release_held(&self, h: &HeldAlert, forward: bool, now_ms: u64) -> Result<usize, StoreError> {
+    pub(super) fn release_held(
+        &self,
+        h: &HeldAlert,
+        forward: bool,
+        now_ms: u64,
+    ) -> Result<usize, StoreError> {
         let key = held_key(h);
         let res = (&self.held, &self.outbox).transaction(|(held, outbox)| {
             // Released already (by another path): nothing to do, nothing doubled.
@@ -1024,14 +1051,18 @@ impl Store for SledStore {
         res.map_err(tx_error)
     }
 
-    fn copy_in(&self, origin: &str, group: &GroupId) -> Result<Option<CopyRecord>, StoreError> {
+    pub(super) fn copy_in(
+        &self,
+        origin: &str,
+        group: &GroupId,
+    ) -> Result<Option<CopyRecord>, StoreError> {
         match self.copies.get(copy_key(origin, group))? {
             Some(v) => Ok(Some(dec(&v)?)),
             None => Ok(None),
         }
     }
 
-    fn thread_of(&self, link_key: &str) -> Result<Option<AlertRecord>, StoreError> {
+    pub(super) fn thread_of(&self, link_key: &str) -> Result<Option<AlertRecord>, StoreError> {
         let Some(root) = self.links.get(link_key.as_bytes())? else {
             return Ok(None);
         };
@@ -1039,7 +1070,7 @@ impl Store for SledStore {
         self.alert(&root)
     }
 
-    fn alert(&self, origin: &str) -> Result<Option<AlertRecord>, StoreError> {
+    pub(super) fn alert(&self, origin: &str) -> Result<Option<AlertRecord>, StoreError> {
         let Some(at) = self
             .alert_index
             .get(origin.as_bytes())?
@@ -1053,7 +1084,7 @@ impl Store for SledStore {
         }
     }
 
-    fn alerts_since(
+    pub(super) fn alerts_since(
         &self,
         from_ms: u64,
         limit: usize,
@@ -1088,7 +1119,7 @@ impl Store for SledStore {
             .collect()
     }
 
-    fn held_alerts(&self, limit: usize) -> Result<Vec<HeldAlert>, StoreError> {
+    pub(super) fn held_alerts(&self, limit: usize) -> Result<Vec<HeldAlert>, StoreError> {
         self.held
             .iter()
             .take(limit)
@@ -1099,7 +1130,12 @@ impl Store for SledStore {
             .collect()
     }
 
-    fn migrate_chat(&self, from: &ChatId, to: &ChatId, at_ms: u64) -> Result<usize, StoreError> {
+    pub(super) fn migrate_chat(
+        &self,
+        from: &ChatId,
+        to: &ChatId,
+        at_ms: u64,
+    ) -> Result<usize, StoreError> {
         let mut n = 0;
         let mv = ChatMove {
             from: from.clone(),
@@ -1162,7 +1198,7 @@ impl Store for SledStore {
         Ok(n)
     }
 
-    fn chat_now(&self, chat: &ChatId) -> Result<ChatId, StoreError> {
+    pub(super) fn chat_now(&self, chat: &ChatId) -> Result<ChatId, StoreError> {
         let mut now = chat.clone();
         // A chat may move twice; never loop.
         for _ in 0..4 {
@@ -1174,7 +1210,7 @@ impl Store for SledStore {
         Ok(now)
     }
 
-    fn chat_moves(&self) -> Result<Vec<ChatMove>, StoreError> {
+    pub(super) fn chat_moves(&self) -> Result<Vec<ChatMove>, StoreError> {
         let mut v: Vec<ChatMove> = self
             .moves
             .iter()
@@ -1187,7 +1223,11 @@ impl Store for SledStore {
         Ok(v)
     }
 
-    fn sandbox_get(&self, chat: &str, id: &str) -> Result<Option<SandboxMessage>, StoreError> {
+    pub(super) fn sandbox_get(
+        &self,
+        chat: &str,
+        id: &str,
+    ) -> Result<Option<SandboxMessage>, StoreError> {
         let Some(key) = sandbox_key(chat, id) else {
             return Ok(None);
         };
@@ -1197,7 +1237,7 @@ impl Store for SledStore {
         }
     }
 
-    fn sandbox_edit(
+    pub(super) fn sandbox_edit(
         &self,
         chat: &str,
         id: &str,
@@ -1231,14 +1271,14 @@ impl Store for SledStore {
         }
     }
 
-    fn sandbox_delete(&self, chat: &str, id: &str) -> Result<bool, StoreError> {
+    pub(super) fn sandbox_delete(&self, chat: &str, id: &str) -> Result<bool, StoreError> {
         let Some(key) = sandbox_key(chat, id) else {
             return Ok(false);
         };
         Ok(self.sandbox.remove(key)?.is_some())
     }
 
-    fn purge_before(&self, cutoff_ms: u64) -> Result<usize, StoreError> {
+    pub(super) fn purge_before(&self, cutoff_ms: u64) -> Result<usize, StoreError> {
         let n = self.purge_records(cutoff_ms);
         // Alert records went (perhaps some, on an error): the cache is
         // loaded afresh when next asked.
@@ -1247,8 +1287,8 @@ impl Store for SledStore {
     }
 }
 
-impl SledStore {
-    fn purge_records(&self, cutoff_ms: u64) -> Result<usize, StoreError> {
+impl Engine {
+    pub(super) fn purge_records(&self, cutoff_ms: u64) -> Result<usize, StoreError> {
         let mut n = 0;
         for kv in self.seen.iter() {
             let (k, v) = kv?;
@@ -1349,7 +1389,7 @@ mod tests {
 
     #[test]
     fn a_message_seen_twice_is_written_once() {
-        let s = SledStore::temporary().unwrap();
+        let s = Engine::temporary().unwrap();
         assert_eq!(
             s.commit_ingest(&write("sandbox|veulen|1")).unwrap(),
             IngestResult::Accepted {
@@ -1367,7 +1407,7 @@ mod tests {
 
     #[test]
     fn chit_chat_seen_twice_is_a_duplicate_too() {
-        let s = SledStore::temporary().unwrap();
+        let s = Engine::temporary().unwrap();
         let mut w = write("chat-1");
         w.outbox.clear();
         assert_eq!(
@@ -1387,7 +1427,7 @@ mod tests {
 
     #[test]
     fn a_reminder_inside_the_cooldown_is_not_queued() {
-        let s = SledStore::temporary().unwrap();
+        let s = Engine::temporary().unwrap();
         let rem = |key: &str, now| IngestWrite {
             dedup_key: key.into(),
             at_ms: now,
@@ -1427,7 +1467,7 @@ mod tests {
 
     #[test]
     fn completing_an_entry_removes_it_and_records_the_copy() {
-        let s = SledStore::temporary().unwrap();
+        let s = Engine::temporary().unwrap();
         s.commit_ingest(&write("o1")).unwrap();
         let acc = AccountId::parse("sandbox").unwrap();
         let first = s.pending(&acc, 1).unwrap().remove(0);
@@ -1447,7 +1487,7 @@ mod tests {
 
     #[test]
     fn a_batch_of_deliveries_is_recorded_in_one_step() {
-        let s = SledStore::temporary().unwrap();
+        let s = Engine::temporary().unwrap();
         s.commit_ingest(&write("o1")).unwrap();
         s.commit_ingest(&write("o2")).unwrap();
         let acc = AccountId::parse("sandbox").unwrap();
@@ -1472,7 +1512,7 @@ mod tests {
 
     #[test]
     fn pending_entries_come_in_priority_order_and_after_a_cursor() {
-        let s = SledStore::temporary().unwrap();
+        let s = Engine::temporary().unwrap();
         let mut w = write("o1");
         w.outbox[0].kind = OutboundKind::Reminder;
         s.commit_ingest(&w).unwrap();
@@ -1503,7 +1543,7 @@ mod tests {
 
     #[test]
     fn a_dead_letter_can_be_sent_again() {
-        let s = SledStore::temporary().unwrap();
+        let s = Engine::temporary().unwrap();
         s.commit_ingest(&write("o1")).unwrap();
         let acc = AccountId::parse("sandbox").unwrap();
         let first = s.pending(&acc, 1).unwrap().remove(0);
@@ -1533,11 +1573,11 @@ mod tests {
     fn the_outbox_survives_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let s = SledStore::open(dir.path()).unwrap();
+            let s = Engine::open(dir.path()).unwrap();
             s.commit_ingest(&write("o1")).unwrap();
             futures_flush(&s);
         }
-        let s = SledStore::open(dir.path()).unwrap();
+        let s = Engine::open(dir.path()).unwrap();
         let acc = AccountId::parse("sandbox").unwrap();
         assert_eq!(s.pending(&acc, 100).unwrap().len(), 2);
         assert!(s.is_seen("o1").unwrap());
@@ -1545,7 +1585,7 @@ mod tests {
 
     #[test]
     fn a_held_alert_is_released_once() {
-        let s = SledStore::temporary().unwrap();
+        let s = Engine::temporary().unwrap();
         let mut w = write("o1");
         let copies = std::mem::take(&mut w.outbox);
         w.held = Some(HeldAlert {
@@ -1569,7 +1609,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn many_concurrent_writes_share_flushes_and_never_hang() {
         let dir = tempfile::tempdir().unwrap();
-        let s = std::sync::Arc::new(SledStore::open(dir.path()).unwrap());
+        let s = std::sync::Arc::new(Engine::open(dir.path()).unwrap());
         let mut tasks = Vec::new();
         for i in 0..200 {
             let s = s.clone();
@@ -1592,7 +1632,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_flush_after_the_flusher_stopped_fails_at_once_instead_of_hanging() {
-        let db = sled::Config::new().temporary(true).open().unwrap();
+        let db = ::sled::Config::new().temporary(true).open().unwrap();
         let mut c = GroupCommit::new(&db).unwrap();
         tokio::time::timeout(std::time::Duration::from_secs(30), c.flush())
             .await
@@ -1607,7 +1647,7 @@ mod tests {
 
     #[tokio::test]
     async fn each_flush_is_counted_once_the_store_is_given_a_registry() {
-        let s = SledStore::temporary().unwrap();
+        let s = Engine::temporary().unwrap();
         s.commit_ingest(&write("before")).unwrap();
         s.flush().await.unwrap();
         let m = Arc::new(crate::telemetry::Metrics::default());
@@ -1631,7 +1671,7 @@ mod tests {
 
     #[test]
     fn queue_stats_count_each_accounts_entries_and_their_oldest() {
-        let s = SledStore::temporary().unwrap();
+        let s = Engine::temporary().unwrap();
         assert!(s.queue_stats().unwrap().is_empty());
         let mut w = write("o1");
         w.at_ms = 5_000;
@@ -1656,7 +1696,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_store_is_not_ready_once_its_flusher_is_gone() {
-        let mut s = SledStore::temporary().unwrap();
+        let mut s = Engine::temporary().unwrap();
         assert!(s.ready().is_ok());
         s.commit.stop();
         assert!(s.ready().is_err());
@@ -1682,7 +1722,7 @@ mod tests {
 
     #[test]
     fn the_dashboard_sees_each_copy_delivered_pending_retrying_dead_or_held() {
-        let s = SledStore::temporary().unwrap();
+        let s = Engine::temporary().unwrap();
         let mut w = write("o1");
         w.outbox = vec![
             msg("heers"),
@@ -1771,7 +1811,7 @@ mod tests {
 
     #[test]
     fn a_delivered_copy_is_its_threads_copy_and_every_thread_message_is_linked() {
-        let s = SledStore::temporary().unwrap();
+        let s = Engine::temporary().unwrap();
         let root = "sandbox|veulen|7";
         let mut w = write(root);
         w.outbox = vec![threaded("heers", OutboundKind::Forward, root)];
@@ -1821,7 +1861,7 @@ mod tests {
 
     #[test]
     fn alert_changes_apply_to_the_record_as_it_is_then() {
-        let s = SledStore::temporary().unwrap();
+        let s = Engine::temporary().unwrap();
         let root = "sandbox|veulen|7";
         let mut w = write(root);
         w.outbox.clear();
@@ -1897,7 +1937,7 @@ mod tests {
 
     #[test]
     fn follow_ups_wait_in_a_hold_and_go_out_behind_its_copies() {
-        let s = SledStore::temporary().unwrap();
+        let s = Engine::temporary().unwrap();
         let root = "sandbox|veulen|7";
         s.commit_ingest(&held_write(root)).unwrap();
         let acc = AccountId::parse("sandbox").unwrap();
@@ -1940,7 +1980,7 @@ mod tests {
 
     #[test]
     fn a_timeout_release_takes_the_follow_ups_that_joined_after_it_was_read() {
-        let s = SledStore::temporary().unwrap();
+        let s = Engine::temporary().unwrap();
         let root = "sandbox|veulen|7";
         s.commit_ingest(&held_write(root)).unwrap();
         let due = s.due_held(5_000, 10).unwrap();
@@ -1952,7 +1992,7 @@ mod tests {
 
     #[test]
     fn a_dropped_hold_queues_nothing_ever() {
-        let s = SledStore::temporary().unwrap();
+        let s = Engine::temporary().unwrap();
         let root = "sandbox|veulen|7";
         s.commit_ingest(&held_write(root)).unwrap();
         s.commit_ingest(&hold_change("d", root, HoldChange::Drop))
@@ -1965,7 +2005,7 @@ mod tests {
 
     #[test]
     fn a_moved_chat_takes_its_queued_entries_copies_and_links_along() {
-        let s = SledStore::temporary().unwrap();
+        let s = Engine::temporary().unwrap();
         let root = "telegram|-1|7";
         let mut w = write(root);
         w.outbox = vec![
@@ -2013,7 +2053,7 @@ mod tests {
 
     #[test]
     fn a_chat_that_moved_twice_is_followed_and_a_cycle_never_loops() {
-        let s = SledStore::temporary().unwrap();
+        let s = Engine::temporary().unwrap();
         let [a, b, c] = ["a", "b", "c"].map(|x| ChatId::parse(x).unwrap());
         assert_eq!(s.chat_now(&a).unwrap(), a);
         s.migrate_chat(&a, &b, 1_000).unwrap();
@@ -2028,7 +2068,7 @@ mod tests {
 
     #[test]
     fn purging_removes_the_thread_map_with_its_alert() {
-        let s = SledStore::temporary().unwrap();
+        let s = Engine::temporary().unwrap();
         let root = "sandbox|veulen|7";
         let mut w = write(root);
         w.outbox = vec![threaded("heers", OutboundKind::Forward, root)];
@@ -2071,7 +2111,7 @@ mod tests {
         );
     }
 
-    fn futures_flush(s: &SledStore) {
+    fn futures_flush(s: &Engine) {
         s.db.flush().unwrap();
     }
 }
