@@ -28,13 +28,12 @@ const STATUS_ALERTS: usize = 5;
 /// tens of microseconds each.
 const RECENT_ALERTS: usize = 100;
 
+/// How many of a chat's held alerts are looked at for the sender's own.
+const HELD_PER_CHAT: usize = 100;
+
 /// The thread state of an alert record: its hold, and the groups reached.
 async fn thread(store: &dyn Store, alert: AlertRecord) -> Result<Thread, StoreError> {
-    let held = store
-        .held_alerts(10_000)
-        .await?
-        .into_iter()
-        .find(|h| h.origin == alert.origin);
+    let held = store.held_of(&alert.origin).await?;
     let reached = store
         .delivery_states(&alert.origin)
         .await?
@@ -91,15 +90,14 @@ pub async fn known(
     }
     // The sender's own held alert in this group (most of the time no alert
     // is held at all: nothing to work out then).
-    let held = store.held_alerts(10_000).await?;
+    // By the index: only this chat's held alerts are read (a few at most:
+    // a hold lasts minutes).
+    let space = msg.platform.chat_space();
+    let chat_prefix = format!("{space}|{}|", msg.chat);
+    let held = store.held_in(&chat_prefix, HELD_PER_CHAT).await?;
     if !held.is_empty() {
-        let space = msg.platform.chat_space();
-        let chat_prefix = format!("{space}|{}|", msg.chat);
         let me = sender_hash(space, &msg.sender.id);
         for h in held {
-            if !h.origin.starts_with(&chat_prefix) {
-                continue;
-            }
             if let Some(a) = store.alert(&h.origin).await? {
                 if a.sender == me {
                     k.senders_hold = Some(thread(store, a).await?);

@@ -106,12 +106,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             .map_or(0.0, |o| now.saturating_sub(o) as f64 / 1000.0);
         gauges.push(("buurtrelay_queue_oldest_seconds", l, age));
     }
-    let dead = state
-        .store
-        .dead_letters(100_000)
-        .await
-        .map(|d| d.len())
-        .unwrap_or(0);
+    let dead = state.store.dead_letter_count().await.unwrap_or(0);
     gauges.push(("buurtrelay_dead_letters", String::new(), dead as f64));
     (
         [(

@@ -339,9 +339,14 @@ pub trait Store: Send + Sync {
     /// The newest dead letters, newest first.
     async fn dead_letters(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
 
+    /// How many dead letters there are (a counter, not a count).
+    async fn dead_letter_count(&self) -> Result<u64, StoreError>;
+
     /// Puts a dead letter back in the outbox for another try.
     async fn resend_dead(&self, id: u64, now_ms: u64) -> Result<bool, StoreError>;
 
+    /// Every account with queued entries: how many, and since when. Read
+    /// from counters kept with the outbox, never by walking it.
     async fn queue_stats(&self) -> Result<Vec<QueueStats>, StoreError>;
 
     /// Cheap, for readiness probes: the store answers a read and can still
@@ -369,8 +374,16 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> Result<Vec<std::sync::Arc<AlertRecord>>, StoreError>;
 
-    /// Every alert held now (`relay.unconfirmed = "hold"`).
-    async fn held_alerts(&self, limit: usize) -> Result<Vec<HeldAlert>, StoreError>;
+    /// The held alert of one thread (`relay.unconfirmed = "hold"`), if held.
+    async fn held_of(&self, origin: &str) -> Result<Option<HeldAlert>, StoreError>;
+
+    /// The alerts held now whose origin begins with `origin_prefix` (one
+    /// chat's: `space|chat|`), at most `limit`.
+    async fn held_in(
+        &self,
+        origin_prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<HeldAlert>, StoreError>;
 
     /// Moves a chat's state to its new id (a Telegram group upgraded to a
     /// supergroup): pending and dead entries, held copies, copy records and

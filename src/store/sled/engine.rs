@@ -37,6 +37,10 @@ pub(super) struct Engine {
     alert_index: ::sled::Tree,
     /// Chat ids that changed: old → [`ChatMove`].
     moves: ::sled::Tree,
+    /// Derived records (see [`INDEX_VERSION`]): counters and indexes, each
+    /// written in the same atomic step as the records it counts or points
+    /// to, so a request reads them instead of walking a tree.
+    index: ::sled::Tree,
     /// The newest alert records, decoded (`None`: not loaded yet, or
     /// dropped after an error or a purge).
     recent: Mutex<Option<RecentAlerts>>,
@@ -95,6 +99,161 @@ fn copy_key(origin: &str, group: &GroupId) -> Vec<u8> {
 
 fn be_u64(v: &[u8]) -> Option<u64> {
     v.try_into().ok().map(u64::from_be_bytes)
+}
+
+/// The layout of the `index` tree, stored under [`VERSION_KEY`]. A
+/// database without it (written before the index existed, or left by a
+/// crash during the build) has its index built afresh at open.
+const INDEX_VERSION: u64 = 1;
+const VERSION_KEY: &[u8] = b"v";
+/// `n/` + account: how many entries the account has in the outbox.
+const DEPTH: &[u8] = b"n/";
+/// How many dead letters there are.
+const DEAD_COUNT: &[u8] = b"N";
+/// `o/` + origin + 0 + tag + id: an outbox entry (tag `o`, value: its
+/// outbox key) or a dead letter (tag `d`) of that origin.
+const BY_ORIGIN: &[u8] = b"o/";
+/// `h/` + origin: the held alert of that origin (value: its `until_ms`).
+/// Origins begin with their chat (`space|chat|id`), so a prefix is a chat's
+/// held alerts.
+const HELD_BY_ORIGIN: &[u8] = b"h/";
+/// `t/` + account + 0 + created_ms + id: the account's entries by age.
+const BY_AGE: &[u8] = b"t/";
+const QUEUED: u8 = b'o';
+const DEAD: u8 = b'd';
+
+fn cat(a: &[u8], b: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(a.len() + b.len());
+    k.extend_from_slice(a);
+    k.extend_from_slice(b);
+    k
+}
+
+fn depth_key(account: &str) -> Vec<u8> {
+    cat(DEPTH, account.as_bytes())
+}
+
+fn age_prefix(account: &str) -> Vec<u8> {
+    let mut k = cat(BY_AGE, account.as_bytes());
+    k.push(0);
+    k
+}
+
+fn age_key(account: &str, created_ms: u64, id: u64) -> Vec<u8> {
+    let mut k = age_prefix(account);
+    k.extend_from_slice(&created_ms.to_be_bytes());
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+fn origin_prefix(origin: &str) -> Vec<u8> {
+    let mut k = cat(BY_ORIGIN, origin.as_bytes());
+    k.push(0);
+    k
+}
+
+fn origin_key(origin: &str, tag: u8, id: u64) -> Vec<u8> {
+    let mut k = origin_prefix(origin);
+    k.push(tag);
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+fn held_index_key(origin: &str) -> Vec<u8> {
+    cat(HELD_BY_ORIGIN, origin.as_bytes())
+}
+
+type TxTree = ::sled::transaction::TransactionalTree;
+type TxResult<T, A> = Result<T, ConflictableTransactionError<A>>;
+
+/// Adds `delta` to a counter of the index (a counter at 0 is removed).
+fn tx_count<A>(index: &TxTree, key: &[u8], delta: i64) -> TxResult<(), A> {
+    let now = index.get(key)?.and_then(|v| be_u64(&v)).unwrap_or(0);
+    let new = now.saturating_add_signed(delta);
+    if new == 0 {
+        index.remove(key)?;
+    } else {
+        index.insert(key, &new.to_be_bytes())?;
+    }
+    Ok(())
+}
+
+/// Queues an entry, with its index records.
+fn tx_queue<A>(outbox: &TxTree, index: &TxTree, entry: &OutboxEntry) -> TxResult<(), A> {
+    let okey = outbox_key(&entry.msg, entry.id);
+    outbox.insert(okey.as_slice(), enc(entry))?;
+    index.insert(origin_key(&entry.origin, QUEUED, entry.id), okey)?;
+    let account = entry.msg.account.as_str();
+    index.insert(age_key(account, entry.created_ms, entry.id), &[][..])?;
+    tx_count(index, &depth_key(account), 1)
+}
+
+/// Takes an entry out of the outbox, with its index records; false if it
+/// was not there.
+fn tx_unqueue<A>(outbox: &TxTree, index: &TxTree, entry: &OutboxEntry) -> TxResult<bool, A> {
+    let Some(stored) = outbox.remove(outbox_key(&entry.msg, entry.id))? else {
+        return Ok(false);
+    };
+    // The index records name the entry as it was stored.
+    #[derive(serde::Deserialize)]
+    struct Named {
+        origin: String,
+        created_ms: u64,
+    }
+    let (origin, created) = match dec::<Named>(&stored) {
+        Ok(n) => (n.origin, n.created_ms),
+        Err(_) => (entry.origin.clone(), entry.created_ms),
+    };
+    let account = entry.msg.account.as_str();
+    index.remove(origin_key(&origin, QUEUED, entry.id))?;
+    index.remove(age_key(account, created, entry.id))?;
+    tx_count(index, &depth_key(account), -1)?;
+    Ok(true)
+}
+
+/// Keeps an entry as a dead letter, with its index records.
+fn tx_bury<A>(dead: &TxTree, index: &TxTree, entry: &OutboxEntry) -> TxResult<(), A> {
+    let dkey = entry.id.to_be_bytes();
+    if dead.insert(&dkey, enc(entry))?.is_none() {
+        tx_count(index, DEAD_COUNT, 1)?;
+    }
+    index.insert(origin_key(&entry.origin, DEAD, entry.id), &[][..])?;
+    Ok(())
+}
+
+/// Removes a dead letter, with its index records; the entry, if there was one.
+fn tx_unbury<A>(dead: &TxTree, index: &TxTree, id: u64) -> TxResult<Option<OutboxEntry>, A> {
+    let Some(v) = dead.remove(&id.to_be_bytes())? else {
+        return Ok(None);
+    };
+    tx_count(index, DEAD_COUNT, -1)?;
+    // A record that cannot be read has no index record to find either.
+    let entry = dec::<OutboxEntry>(&v).ok();
+    if let Some(e) = &entry {
+        index.remove(origin_key(&e.origin, DEAD, id))?;
+    }
+    Ok(entry)
+}
+
+/// Holds an alert, with its index record.
+fn tx_hold<A>(held: &TxTree, index: &TxTree, h: &HeldAlert) -> TxResult<(), A> {
+    held.insert(held_key(h), enc(h))?;
+    index.insert(held_index_key(&h.origin), &h.until_ms.to_be_bytes())?;
+    Ok(())
+}
+
+/// Ends a hold, with its index record; the record, if it was there.
+fn tx_unhold<A>(
+    held: &TxTree,
+    index: &TxTree,
+    until_ms: u64,
+    origin: &str,
+) -> TxResult<Option<::sled::IVec>, A> {
+    let old = held.remove(held_key_of(until_ms, origin))?;
+    if old.is_some() {
+        index.remove(held_index_key(origin))?;
+    }
+    Ok(old)
 }
 
 /// Applies one change to an alert record.
@@ -216,7 +375,7 @@ impl Engine {
     }
 
     fn from_db(db: ::sled::Db) -> Result<Self, StoreError> {
-        Ok(Self {
+        let engine = Self {
             commit: GroupCommit::new(&db)?,
             seen: db.open_tree("seen")?,
             outbox: db.open_tree("outbox")?,
@@ -229,9 +388,12 @@ impl Engine {
             links: db.open_tree("links")?,
             alert_index: db.open_tree("alert_index")?,
             moves: db.open_tree("moves")?,
+            index: db.open_tree("index")?,
             recent: Mutex::new(None),
             db,
-        })
+        };
+        engine.build_index()?;
+        Ok(engine)
     }
 }
 
@@ -490,9 +652,10 @@ impl Engine {
             &self.held,
             &self.links,
             &self.alert_index,
+            &self.index,
         )
             .transaction(
-                |(seen, outbox, cooldown, alerts, held, links, alert_index)| {
+                |(seen, outbox, cooldown, alerts, held, links, alert_index, index)| {
                     updated.replace(None);
                     if seen.get(w.dedup_key.as_bytes())?.is_some() {
                         return Err(ConflictableTransactionError::Abort(Abort::Duplicate));
@@ -519,7 +682,7 @@ impl Engine {
                                 next_at_ms: 0,
                                 last_error: None,
                             };
-                            outbox.insert(outbox_key(msg, id), enc(&entry))?;
+                            tx_queue(outbox, index, &entry)?;
                             queued += 1;
                             Ok(())
                         };
@@ -543,7 +706,7 @@ impl Engine {
                         alert_index.insert(a.origin.as_bytes(), &a.at_ms.to_be_bytes())?;
                     }
                     if let Some(h) = &w.held {
-                        held.insert(held_key(h), enc(h))?;
+                        tx_hold(held, index, h)?;
                     }
                     for (key, root) in &w.links {
                         links.insert(key.as_bytes(), root.as_bytes())?;
@@ -578,7 +741,7 @@ impl Engine {
                         };
                         match (&u.change, current) {
                             (HoldChange::Release(copies), Some(h)) => {
-                                held.remove(key)?;
+                                tx_unhold(held, index, u.until_ms, &u.origin)?;
                                 let msgs = match copies {
                                     Some(c) => with_copies(&h, c),
                                     None => h.outbox.clone(),
@@ -588,7 +751,7 @@ impl Engine {
                                 }
                             }
                             (HoldChange::Drop, Some(_)) => {
-                                held.remove(key)?;
+                                tx_unhold(held, index, u.until_ms, &u.origin)?;
                             }
                             (HoldChange::Replace(copies), Some(mut h)) => {
                                 h.outbox = with_copies(&h, copies);
@@ -703,7 +866,6 @@ impl Engine {
         at_ms: u64,
     ) -> Result<(), StoreError> {
         struct Booking {
-            okey: Vec<u8>,
             copy: Option<(Vec<u8>, Vec<u8>)>,
             link: Option<(String, String)>,
         }
@@ -739,20 +901,15 @@ impl Engine {
                 }
                 _ => None,
             };
-            bookings.push(Booking {
-                okey: outbox_key(msg, entry.id),
-                copy,
-                link,
-            });
+            bookings.push(Booking { copy, link });
         }
-        // Plain writes in this order, not a transaction: every copy and link
-        // first, then the entries leave the outbox. sled recovers a prefix
-        // of its log, so after a crash an entry that is gone has its copy
-        // recorded; one still queued is sent again (at-least-once, as when
-        // the crash comes before this write). A sled transaction takes the
-        // database's global write lock and rolls the log buffer twice, and
-        // the dispatchers book a handful of copies at a time: under alert
-        // load this was the busiest source of lock waits and log writes.
+        // In this order: every copy and link first (plain writes), then the
+        // entries leave the outbox. sled recovers a prefix of its log, so
+        // after a crash an entry that is gone has its copy recorded; one
+        // still queued is sent again (at-least-once, as when the crash comes
+        // before this write). The copies are not in the transaction: a sled
+        // transaction takes the database's global write lock, and the fewer
+        // trees and writes in it the shorter it holds it.
         for b in &bookings {
             if let Some((k, rec)) = &b.copy {
                 self.copies.insert(k.as_slice(), rec.as_slice())?;
@@ -761,10 +918,16 @@ impl Engine {
                 self.links.insert(k.as_bytes(), root.as_bytes())?;
             }
         }
-        for b in &bookings {
-            self.outbox.remove(b.okey.as_slice())?;
-        }
-        Ok(())
+        // Then the entries leave the outbox, with their index records and
+        // counts, in one step (a transaction over the outbox and the index).
+        (&self.outbox, &self.index)
+            .transaction(|(outbox, index)| {
+                for (entry, _) in done {
+                    tx_unqueue(outbox, index, entry)?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(tx_error)
     }
 
     pub(super) fn reschedule(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
@@ -777,12 +940,10 @@ impl Engine {
     }
 
     pub(super) fn dead_letter(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
-        let okey = outbox_key(&entry.msg, entry.id);
-        let dkey = entry.id.to_be_bytes();
-        (&self.outbox, &self.dead)
-            .transaction(|(outbox, dead)| {
-                outbox.remove(okey.as_slice())?;
-                dead.insert(&dkey, enc(entry))?;
+        (&self.outbox, &self.dead, &self.index)
+            .transaction(|(outbox, dead, index)| {
+                tx_unqueue(outbox, index, entry)?;
+                tx_bury(dead, index, entry)?;
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
             .map_err(tx_error)
@@ -801,65 +962,143 @@ impl Engine {
     }
 
     pub(super) fn resend_dead(&self, id: u64, now_ms: u64) -> Result<bool, StoreError> {
-        let dkey = id.to_be_bytes();
-        let Some(v) = self.dead.get(dkey)? else {
+        let Some(v) = self.dead.get(id.to_be_bytes())? else {
             return Ok(false);
         };
-        let mut entry: OutboxEntry = dec(&v)?;
-        entry.attempts = 0;
-        entry.next_at_ms = now_ms;
-        entry.created_ms = now_ms;
-        entry.last_error = None;
-        (&self.outbox, &self.dead)
-            .transaction(|(outbox, dead)| {
-                if dead.remove(&dkey)?.is_none() {
+        // Readable, or left where it is.
+        dec::<OutboxEntry>(&v)?;
+        (&self.outbox, &self.dead, &self.index)
+            .transaction(|(outbox, dead, index)| {
+                let Some(mut entry) = tx_unbury(dead, index, id)? else {
                     return Ok(());
-                }
+                };
+                entry.attempts = 0;
+                entry.next_at_ms = now_ms;
+                entry.created_ms = now_ms;
+                entry.last_error = None;
                 // A fresh id: the entry queues behind what is waiting now, and
                 // the dispatchers, which look for ids above the last they saw,
                 // find it at once.
-                let mut entry = entry.clone();
                 entry.id = outbox.generate_id()?;
-                outbox.insert(outbox_key(&entry.msg, entry.id), enc(&entry))?;
-                Ok::<_, ConflictableTransactionError<()>>(())
+                tx_queue(outbox, index, &entry)
             })
             .map_err(tx_error)?;
         Ok(true)
     }
 
+    /// Each account's depth from its counter, and its oldest entry from the
+    /// age index: two lookups per account, whatever the backlog.
     pub(super) fn queue_stats(&self) -> Result<Vec<QueueStats>, StoreError> {
-        /// The one field read of each entry, without building the entry
-        /// (its text, target and thread as owned strings): every scrape of
-        /// `/metrics` walks the whole outbox, however long the backlog.
-        #[derive(serde::Deserialize)]
-        struct Created {
-            created_ms: u64,
-        }
-        let mut out: Vec<QueueStats> = Vec::new();
-        for kv in self.outbox.iter() {
+        let mut out = Vec::new();
+        for kv in self.index.scan_prefix(DEPTH) {
             let (k, v) = kv?;
-            // The key starts with the account, then a 0 byte (`outbox_key`).
-            let account = k.split(|b| *b == 0).next().unwrap_or_default();
-            let created = dec::<Created>(&v)?.created_ms;
-            match out
-                .iter_mut()
-                .find(|s| s.account.as_str().as_bytes() == account)
-            {
-                Some(s) => {
-                    s.depth += 1;
-                    s.oldest_ms = Some(s.oldest_ms.map_or(created, |o| o.min(created)));
+            let name = String::from_utf8_lossy(&k[DEPTH.len()..]).into_owned();
+            let account = AccountId::parse(&name)
+                .map_err(|e| StoreError::Corrupt(format!("queue counter {name:?}: {e}")))?;
+            let p = age_prefix(account.as_str());
+            let oldest = match self.index.scan_prefix(&p).next() {
+                Some(kv) => {
+                    let (k, _) = kv?;
+                    k.get(p.len()..p.len() + 8).and_then(be_u64)
                 }
-                None => {
-                    let e: OutboxEntry = dec(&v)?;
-                    out.push(QueueStats {
-                        account: e.msg.account,
-                        depth: 1,
-                        oldest_ms: Some(created),
-                    })
-                }
-            }
+                None => None,
+            };
+            out.push(QueueStats {
+                account,
+                depth: be_u64(&v).unwrap_or(0) as usize,
+                oldest_ms: oldest,
+            });
         }
         Ok(out)
+    }
+
+    /// How many dead letters there are (a counter).
+    pub(super) fn dead_letter_count(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .index
+            .get(DEAD_COUNT)?
+            .and_then(|v| be_u64(&v))
+            .unwrap_or(0))
+    }
+
+    /// The held alert of one thread, by the index.
+    pub(super) fn held_of(&self, origin: &str) -> Result<Option<HeldAlert>, StoreError> {
+        let Some(until) = self
+            .index
+            .get(held_index_key(origin))?
+            .and_then(|v| be_u64(&v))
+        else {
+            return Ok(None);
+        };
+        match self.held.get(held_key_of(until, origin))? {
+            Some(v) => Ok(Some(dec(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The alerts held now whose origin begins with `origin_prefix` (one
+    /// chat's: `space|chat|`), by the index.
+    pub(super) fn held_in(
+        &self,
+        origin_prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<HeldAlert>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self
+            .index
+            .scan_prefix(held_index_key(origin_prefix))
+            .take(limit)
+        {
+            let (k, _) = kv?;
+            let origin = String::from_utf8_lossy(&k[HELD_BY_ORIGIN.len()..]).into_owned();
+            out.extend(self.held_of(&origin)?);
+        }
+        Ok(out)
+    }
+
+    /// Builds the index from the records, when the database has none of
+    /// this layout (an older database, or a build cut short by a crash: the
+    /// version is written last). Once, at open, before any request.
+    fn build_index(&self) -> Result<(), StoreError> {
+        if self.index.get(VERSION_KEY)?.and_then(|v| be_u64(&v)) == Some(INDEX_VERSION) {
+            return Ok(());
+        }
+        self.index.clear()?;
+        let mut depth: std::collections::HashMap<String, u64> = Default::default();
+        for kv in self.outbox.iter() {
+            let (k, v) = kv?;
+            let e: OutboxEntry = dec(&v)?;
+            self.index
+                .insert(origin_key(&e.origin, QUEUED, e.id), k.as_ref())?;
+            let account = e.msg.account.as_str();
+            self.index
+                .insert(age_key(account, e.created_ms, e.id), &[][..])?;
+            *depth.entry(e.msg.account.to_string()).or_default() += 1;
+        }
+        for (account, n) in depth {
+            self.index.insert(depth_key(&account), &n.to_be_bytes())?;
+        }
+        let mut dead = 0u64;
+        for kv in self.dead.iter() {
+            let (_, v) = kv?;
+            let e: OutboxEntry = dec(&v)?;
+            self.index
+                .insert(origin_key(&e.origin, DEAD, e.id), &[][..])?;
+            dead += 1;
+        }
+        if dead > 0 {
+            self.index.insert(DEAD_COUNT, &dead.to_be_bytes())?;
+        }
+        for kv in self.held.iter() {
+            let (_, v) = kv?;
+            let h: HeldAlert = dec(&v)?;
+            self.index
+                .insert(held_index_key(&h.origin), &h.until_ms.to_be_bytes())?;
+        }
+        self.index
+            .insert(VERSION_KEY, &INDEX_VERSION.to_be_bytes())?;
+        self.db.flush()?;
+        Ok(())
     }
 
     pub(super) fn ready(&self) -> Result<(), StoreError> {
@@ -897,21 +1136,31 @@ impl Engine {
                 entry_id: None,
             });
         }
-        // The outbox and the dead letters are keyed by account and id, not by
-        // origin: a scan. Both stay small (a healthy outbox is nearly empty);
-        // a shared database would index `origin`.
-        let queued = |tree: &::sled::Tree| -> Result<Vec<OutboxEntry>, StoreError> {
-            let mut v = Vec::new();
-            for kv in tree.iter() {
-                let (_, bytes) = kv?;
-                let e: OutboxEntry = dec(&bytes)?;
-                if e.origin == origin {
-                    v.push(e);
+        // The origin's outbox entries and dead letters, by the index: as
+        // many lookups as the origin has copies, however long the backlog.
+        let mut queued = Vec::new();
+        let mut buried = Vec::new();
+        for kv in self.index.scan_prefix(origin_prefix(origin)) {
+            let (k, okey) = kv?;
+            let Some((tag, id)) = k.len().checked_sub(9).map(|i| (k[i], be_u64(&k[i + 1..])))
+            else {
+                continue;
+            };
+            match (tag, id) {
+                (QUEUED, Some(_)) => {
+                    if let Some(v) = self.outbox.get(okey)? {
+                        queued.push(dec::<OutboxEntry>(&v)?);
+                    }
                 }
+                (DEAD, Some(id)) => {
+                    if let Some(v) = self.dead.get(id.to_be_bytes())? {
+                        buried.push(dec::<OutboxEntry>(&v)?);
+                    }
+                }
+                _ => {}
             }
-            Ok(v)
-        };
-        for e in queued(&self.outbox)? {
+        }
+        for e in queued {
             add(TargetDelivery {
                 group: e.msg.group.clone(),
                 state: if e.attempts == 0 {
@@ -925,7 +1174,7 @@ impl Engine {
                 entry_id: Some(e.id),
             });
         }
-        for e in queued(&self.dead)? {
+        for e in buried {
             add(TargetDelivery {
                 group: e.msg.group.clone(),
                 state: DeliveryState::Dead,
@@ -935,12 +1184,7 @@ impl Engine {
                 entry_id: Some(e.id),
             });
         }
-        for kv in self.held.iter() {
-            let (_, bytes) = kv?;
-            let h: HeldAlert = dec(&bytes)?;
-            if h.origin != origin {
-                continue;
-            }
+        if let Some(h) = self.held_of(origin)? {
             for m in &h.outbox {
                 add(TargetDelivery {
                     group: m.group.clone(),
@@ -1016,10 +1260,9 @@ impl Engine {
         forward: bool,
         now_ms: u64,
     ) -> Result<usize, StoreError> {
-        let key = held_key(h);
-        let res = (&self.held, &self.outbox).transaction(|(held, outbox)| {
+        let res = (&self.held, &self.outbox, &self.index).transaction(|(held, outbox, index)| {
             // Released already (by another path): nothing to do, nothing doubled.
-            let Some(current) = held.remove(key.as_slice())? else {
+            let Some(current) = tx_unhold(held, index, h.until_ms, &h.origin)? else {
                 return Ok(0);
             };
             // The record as it is now: follow-ups may have joined the hold
@@ -1042,7 +1285,7 @@ impl Engine {
                         next_at_ms: 0,
                         last_error: None,
                     };
-                    outbox.insert(outbox_key(msg, id), enc(&entry))?;
+                    tx_queue(outbox, index, &entry)?;
                     n += 1;
                 }
             }
@@ -1119,6 +1362,7 @@ impl Engine {
             .collect()
     }
 
+    #[cfg(test)]
     pub(super) fn held_alerts(&self, limit: usize) -> Result<Vec<HeldAlert>, StoreError> {
         self.held
             .iter()
@@ -1704,6 +1948,89 @@ mod tests {
             s.flush().await.is_err(),
             "and writes cannot be made durable"
         );
+    }
+
+    fn depths(s: &Engine) -> Vec<(String, usize, Option<u64>)> {
+        let mut v: Vec<_> = s
+            .queue_stats()
+            .unwrap()
+            .into_iter()
+            .map(|q| (q.account.to_string(), q.depth, q.oldest_ms))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The counters behind `/metrics` follow every way an entry enters or
+    /// leaves the outbox and the dead letters, and equal a count of the
+    /// trees themselves; a database without the index gets it at open.
+    #[test]
+    fn queue_and_dead_letter_counters_follow_every_write_and_are_rebuilt_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let acc = AccountId::parse("sandbox").unwrap();
+        {
+            let s = Engine::open(dir.path()).unwrap();
+            let mut w = write("o1");
+            w.at_ms = 5_000;
+            s.commit_ingest(&w).unwrap(); // 2 copies
+            s.commit_ingest(&held_write("o2")).unwrap(); // 2 held, not queued
+            assert_eq!(depths(&s), [("sandbox".into(), 2, Some(5_000))]);
+            let q = s.pending(&acc, 10).unwrap();
+            s.complete(
+                &q[0],
+                &Sent {
+                    message_id: "1".into(),
+                },
+                6_000,
+            )
+            .unwrap();
+            // Completing twice (a retry of the booking) counts once.
+            s.complete(
+                &q[0],
+                &Sent {
+                    message_id: "1".into(),
+                },
+                6_000,
+            )
+            .unwrap();
+            s.dead_letter(&q[1]).unwrap();
+            assert!(depths(&s).is_empty());
+            assert_eq!(s.dead_letter_count().unwrap(), 1);
+            let due = s.due_held(u64::MAX - 1, 10).unwrap();
+            assert_eq!(s.release_held(&due[0], true, 7_000).unwrap(), 2);
+            assert_eq!(depths(&s), [("sandbox".into(), 2, Some(7_000))]);
+            assert!(s.resend_dead(q[1].id, 8_000).unwrap());
+            assert_eq!(s.dead_letter_count().unwrap(), 0);
+            assert_eq!(depths(&s), [("sandbox".into(), 3, Some(7_000))]);
+            assert_eq!(s.pending(&acc, 10).unwrap().len(), 3);
+            // As an older database: no index at all.
+            s.index.clear().unwrap();
+            s.db.flush().unwrap();
+        }
+        let s = Engine::open(dir.path()).unwrap();
+        assert_eq!(depths(&s), [("sandbox".into(), 3, Some(7_000))]);
+        assert_eq!(s.dead_letter_count().unwrap(), 0);
+        let states = s.delivery_states("o2").unwrap();
+        assert_eq!(states.len(), 2, "found by the rebuilt index: {states:?}");
+    }
+
+    #[test]
+    fn a_held_alert_is_found_by_its_thread_and_by_its_chat() {
+        let s = Engine::temporary().unwrap();
+        s.commit_ingest(&held_write("sandbox|veulen|7")).unwrap();
+        s.commit_ingest(&held_write("sandbox|heers|8")).unwrap();
+        assert_eq!(
+            s.held_of("sandbox|veulen|7").unwrap().unwrap().origin,
+            "sandbox|veulen|7"
+        );
+        let veulen = s.held_in("sandbox|veulen|", 10).unwrap();
+        assert_eq!(veulen.len(), 1);
+        assert_eq!(veulen[0].origin, "sandbox|veulen|7");
+        s.commit_ingest(&hold_change("d", "sandbox|veulen|7", HoldChange::Drop))
+            .unwrap();
+        assert!(s.held_of("sandbox|veulen|7").unwrap().is_none());
+        assert!(s.held_in("sandbox|veulen|", 10).unwrap().is_empty());
+        assert_eq!(s.held_in("sandbox|", 10).unwrap().len(), 1);
     }
 
     #[test]

@@ -202,6 +202,10 @@ impl Store for SledStore {
         self.call(move |e| e.dead_letters(limit)).await
     }
 
+    async fn dead_letter_count(&self) -> Result<u64, StoreError> {
+        self.call(|e| e.dead_letter_count()).await
+    }
+
     async fn resend_dead(&self, id: u64, now_ms: u64) -> Result<bool, StoreError> {
         self.call(move |e| e.resend_dead(id, now_ms)).await
     }
@@ -241,8 +245,18 @@ impl Store for SledStore {
         self.call(move |e| e.alerts_since(from_ms, limit)).await
     }
 
-    async fn held_alerts(&self, limit: usize) -> Result<Vec<HeldAlert>, StoreError> {
-        self.call(move |e| e.held_alerts(limit)).await
+    async fn held_of(&self, origin: &str) -> Result<Option<HeldAlert>, StoreError> {
+        let o = origin.to_string();
+        self.call(move |e| e.held_of(&o)).await
+    }
+
+    async fn held_in(
+        &self,
+        origin_prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<HeldAlert>, StoreError> {
+        let p = origin_prefix.to_string();
+        self.call(move |e| e.held_in(&p, limit)).await
     }
 
     async fn migrate_chat(
@@ -426,7 +440,10 @@ mod tests {
             edited_ms: None,
         };
         let stored = s.append("veulen", m).await.unwrap();
-        assert_eq!(s.list("veulen", 10).await.unwrap(), std::slice::from_ref(&stored));
+        assert_eq!(
+            s.list("veulen", 10).await.unwrap(),
+            std::slice::from_ref(&stored)
+        );
         assert!(s.list("heers", 10).await.unwrap().is_empty());
         let edited = s.edit("veulen", &stored.id, "dag", 2).await.unwrap();
         assert_eq!(edited.unwrap().text, "dag");
