@@ -14,7 +14,11 @@
 //!       500 alerts/s and end-to-end latency (webhook → last copy) at
 //!       100 alerts/s (open loop: requests leave on schedule);
 //!   (b) chit-chat only: sustained ingest rate with durable acks;
-//!   (c) classification alone, per message, on one core.
+//!   (c) classification alone, per message, on one core;
+//!   (d) a burst of one incident's reports from every village (merged into
+//!       one thread), against (a)'s rate of distinct alerts.
+//! After (a)'s closed loop, the answer times of `/metrics` and `/readyz`
+//! with its backlog queued.
 //! And the relay's peak RSS (VmHWM).
 
 use std::collections::HashMap;
@@ -110,9 +114,27 @@ fn start_relay(cfg: &std::path::Path) -> (Child, String) {
 }
 
 fn update(n: i64, text: &str) -> String {
-    json!({"update_id": n, "message": {"message_id": n, "from": {"id": 555, "is_bot": false, "first_name": "Jan"},
-        "chat": {"id": -1002000000000i64, "type": "supergroup"}, "date": 1764300000, "text": text}})
+    update_in(n, 0, 555, text)
+}
+
+/// A message in group `g` (the config's `-100200000{g:04}`) from member `from`.
+fn update_in(n: i64, g: i64, from: i64, text: &str) -> String {
+    let chat: i64 = format!("-100200000{g:04}")
+        .parse()
+        .unwrap_or(-1002000000000);
+    json!({"update_id": n, "message": {"message_id": n, "from": {"id": from, "is_bot": false, "first_name": "Jan"},
+        "chat": {"id": chat, "type": "supergroup"}, "date": 1764300000, "text": text}})
     .to_string()
+}
+
+/// (d) one incident reported by many members of every village: each report
+/// is merged into the thread of the first (a sighting), as when a whole
+/// network sees the same van.
+fn incident(n: i64) -> String {
+    let text = format!(
+        "Verdachte witte bestelwagen #{n} rijdt traag door de Kerkstraat en de Dorpsstraat, 101 is verwittigd"
+    );
+    update_in(n, n.rem_euclid(GROUPS as i64), 1000 + n, &text)
 }
 
 fn alert(n: i64) -> String {
@@ -231,7 +253,7 @@ async fn closed_loop(
     conc: usize,
     secs: f64,
     first: i64,
-    make: fn(i64) -> String,
+    body: fn(i64) -> String,
 ) -> (f64, i64) {
     let addr = url.trim_start_matches("http://");
     let next = Arc::new(AtomicI64::new(first));
@@ -244,7 +266,7 @@ async fn closed_loop(
             let mut conn = None;
             while t0.elapsed().as_secs_f64() < secs {
                 let n = next.fetch_add(1, Ordering::Relaxed);
-                if post_webhook(&mut conn, &addr, &update(n, &make(n))).await {
+                if post_webhook(&mut conn, &addr, &body(n)).await {
                     ok.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -412,6 +434,37 @@ impl Flushes {
     }
 }
 
+/// How long `/metrics` and `/readyz` take to answer now: 20 of each, one at
+/// a time; the median and the slowest, and the queue depth `/metrics` said.
+async fn probe_times(url: &str) -> String {
+    let client = reqwest::Client::new();
+    let mut out = Vec::new();
+    let mut depth = 0.0;
+    for path in ["/metrics", "/readyz"] {
+        let mut ms = Vec::new();
+        for _ in 0..20 {
+            let t = Instant::now();
+            if let Ok(r) = client.get(format!("{url}{path}")).send().await {
+                let text = r.text().await.unwrap_or_default();
+                ms.push(t.elapsed().as_secs_f64() * 1000.0);
+                if let Some(d) = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("buurtrelay_queue_depth{account=\"bot\"} "))
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                {
+                    depth = d;
+                }
+            }
+        }
+        out.push(format!(
+            "{path} p50 {:.2} ms, max {:.2} ms",
+            pct(&mut ms, 0.5),
+            pct(&mut ms, 1.0)
+        ));
+    }
+    format!("{} (with {depth:.0} copies queued)", out.join("; "))
+}
+
 async fn wait_delivered(fake: &Fake, want: u64, secs: u64) -> bool {
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(secs) {
@@ -454,7 +507,7 @@ async fn main() {
 
     // (b) chit-chat, closed loop.
     let cpu = CpuMeter::start(pid);
-    let (rate_b, mut next) = closed_loop(&url, 64, 5.0, 1, chat).await;
+    let (rate_b, mut next) = closed_loop(&url, 64, 5.0, 1, |n| update(n, &chat(n))).await;
     println!("(b) chit-chat, 64 connections, durable acks: {rate_b:.0} messages/s");
     println!("    {}", cpu.report((next - 1) as f64, "message"));
     let rss_b = rss_kb(pid).1;
@@ -468,9 +521,11 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5.0);
-    let (rate_a, n2) = closed_loop(&url, 64, secs_a, next, alert).await;
+    let (rate_a, n2) = closed_loop(&url, 64, secs_a, next, |n| update(n, &alert(n))).await;
     let acked = ((n2 - next) as f64).min(rate_a * secs_a + 64.0);
     let want = before + (rate_a * t0.elapsed().as_secs_f64()).round() as u64 * 10;
+    // The answers an operator's monitoring gets under that backlog.
+    println!("    {}", probe_times(&url).await);
     let drained = wait_delivered(&fake, want.saturating_sub(640), 600).await;
     let send_rate =
         (fake.total.load(Ordering::Relaxed) - before) as f64 / t0.elapsed().as_secs_f64();
@@ -526,6 +581,13 @@ async fn main() {
         sent.len()
     );
     println!("    {flushed}");
+
+    // (d) a burst of one incident's reports, after the backlog of (a3).
+    let (rate_d, _) = closed_loop(&url, 64, 5.0, next + 1_000_000, incident).await;
+    println!(
+        "(d) one incident reported in every village, 64 connections: {rate_d:.0} reports/s ({:.0}% of the distinct-alert rate of (a))",
+        rate_d / rate_a.max(1.0) * 100.0
+    );
 
     let (rss, hwm) = rss_kb(pid);
     println!(

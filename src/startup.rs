@@ -291,19 +291,52 @@ pub fn reload(state: &AppState, why: &str) -> bool {
     }
 }
 
-/// Purges dedup marks, cooldowns and alert texts past the retention period.
+/// Every hour, removes what is past `relay.retention`: dedup marks,
+/// cooldowns, alert texts, copies and thread links, dead letters, sandbox
+/// messages, and chat moves the config no longer needs. Each kind removed is
+/// counted in `buurtrelay_expired_total{kind}`. The work runs on the store's
+/// threads, never on a tokio worker.
 async fn janitor(state: AppState, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
             _ = stop.changed() => return,
         }
-        let retention = state.runtime.borrow().config.relay.retention;
-        let cutoff = now_ms().saturating_sub(retention.as_millis() as u64);
-        match state.store.purge_before(cutoff).await {
-            Ok(n) if n > 0 => info!(records = n, "purged records past the retention period"),
-            Ok(_) => {}
-            Err(e) => error!(error = %e, "purge failed"),
+        expire(&state).await;
+    }
+}
+
+/// One round of the janitor.
+pub async fn expire(state: &AppState) {
+    let rt = state.runtime.borrow().clone();
+    let retention = rt.config.relay.retention;
+    let cutoff = now_ms().saturating_sub(retention.as_millis() as u64);
+    // The chats the config still names: their moves stay (see `migrate_chat`).
+    let configured: Vec<crate::config::ChatId> =
+        rt.config.groups.iter().map(|g| g.chat.clone()).collect();
+    let rounds = [
+        ("record", state.store.purge_before(cutoff).await),
+        ("dead_letter", state.store.expire_dead_letters(cutoff).await),
+        (
+            "chat_move",
+            state.store.expire_chat_moves(cutoff, &configured).await,
+        ),
+        (
+            "sandbox_message",
+            state.sandbox_chats.expire_before(cutoff).await,
+        ),
+    ];
+    for (kind, result) in rounds {
+        match result {
+            Ok(n) => {
+                state
+                    .metrics
+                    .add("buurtrelay_expired_total", &[("kind", kind)], n as u64);
+                if n > 0 {
+                    info!(records = n, kind, "removed past the retention period");
+                }
+            }
+            Err(e) => error!(error = %e, kind, "expiry failed"),
         }
     }
 }

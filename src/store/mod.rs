@@ -425,6 +425,14 @@ pub trait Store: Send + Sync {
     /// Removes dedup marks, cooldowns, alert texts, copies and thread links
     /// older than `cutoff_ms`.
     async fn purge_before(&self, cutoff_ms: u64) -> Result<usize, StoreError>;
+
+    /// Removes the dead letters queued before `cutoff_ms`; how many.
+    async fn expire_dead_letters(&self, cutoff_ms: u64) -> Result<usize, StoreError>;
+
+    /// Removes the chat moves made before `cutoff_ms`, except those of the
+    /// chats in `keep` (still named by their old id in the config); how many.
+    async fn expire_chat_moves(&self, cutoff_ms: u64, keep: &[ChatId])
+    -> Result<usize, StoreError>;
 }
 
 /// The chats of the built-in sandbox platform (demos, the playground,
@@ -452,4 +460,7 @@ pub trait SandboxChats: Send + Sync {
 
     /// Deletes a message; false if there was none.
     async fn delete(&self, chat: &str, id: &str) -> Result<bool, StoreError>;
+
+    /// Removes the messages written before `cutoff_ms`; how many.
+    async fn expire_before(&self, cutoff_ms: u64) -> Result<usize, StoreError>;
 }

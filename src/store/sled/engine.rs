@@ -1532,6 +1532,91 @@ impl Engine {
 }
 
 impl Engine {
+    /// Removes the dead letters queued before `cutoff_ms`, with their index
+    /// records and count, a batch per transaction. Oldest first, up to the
+    /// first younger one: dead letters are keyed by their entry's id, which
+    /// follows the order entries were queued.
+    pub(super) fn expire_dead_letters(&self, cutoff_ms: u64) -> Result<usize, StoreError> {
+        #[derive(serde::Deserialize)]
+        struct Created {
+            created_ms: u64,
+        }
+        let mut n = 0;
+        loop {
+            let mut ids = Vec::new();
+            let mut more = false;
+            for kv in self.dead.iter() {
+                let (k, v) = kv?;
+                // An unreadable record counts as old: it can only be removed.
+                if dec::<Created>(&v).is_ok_and(|c| c.created_ms >= cutoff_ms) {
+                    break;
+                }
+                if ids.len() == 256 {
+                    more = true;
+                    break;
+                }
+                ids.extend(be_u64(&k));
+            }
+            if ids.is_empty() {
+                return Ok(n);
+            }
+            (&self.dead, &self.index)
+                .transaction(|(dead, index)| {
+                    for id in &ids {
+                        tx_unbury(dead, index, *id)?;
+                    }
+                    Ok::<_, ConflictableTransactionError<()>>(())
+                })
+                .map_err(tx_error)?;
+            n += ids.len();
+            if !more {
+                return Ok(n);
+            }
+        }
+    }
+
+    /// Removes sandbox messages written before `cutoff_ms`.
+    pub(super) fn expire_sandbox(&self, cutoff_ms: u64) -> Result<usize, StoreError> {
+        #[derive(serde::Deserialize)]
+        struct At {
+            at_ms: u64,
+        }
+        let mut n = 0;
+        for kv in self.sandbox.iter() {
+            let (k, v) = kv?;
+            if dec::<At>(&v).is_ok_and(|m| m.at_ms >= cutoff_ms) {
+                continue;
+            }
+            if self.sandbox.remove(k)?.is_some() {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Removes the chat moves made before `cutoff_ms`, except those of a
+    /// chat in `keep` (one the config still names by its old id: the
+    /// relay needs the move until the admin changes the config).
+    pub(super) fn expire_chat_moves(
+        &self,
+        cutoff_ms: u64,
+        keep: &[ChatId],
+    ) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for kv in self.moves.iter() {
+            let (k, v) = kv?;
+            let old = match dec::<ChatMove>(&v) {
+                Ok(m) if m.at_ms >= cutoff_ms || keep.contains(&m.from) => continue,
+                Ok(_) => true,
+                Err(_) => true,
+            };
+            if old && self.moves.remove(k)?.is_some() {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     pub(super) fn purge_records(&self, cutoff_ms: u64) -> Result<usize, StoreError> {
         let mut n = 0;
         for kv in self.seen.iter() {
@@ -2012,6 +2097,68 @@ mod tests {
         assert_eq!(s.dead_letter_count().unwrap(), 0);
         let states = s.delivery_states("o2").unwrap();
         assert_eq!(states.len(), 2, "found by the rebuilt index: {states:?}");
+    }
+
+    #[test]
+    fn dead_letters_sandbox_chats_and_chat_moves_expire_and_are_counted() {
+        let s = Engine::temporary().unwrap();
+        let acc = AccountId::parse("sandbox").unwrap();
+        for (key, at) in [("old", 1_000), ("new", 9_000)] {
+            let mut w = write(key);
+            w.at_ms = at;
+            s.commit_ingest(&w).unwrap();
+        }
+        for e in s.pending(&acc, 10).unwrap() {
+            s.dead_letter(&e).unwrap();
+        }
+        assert_eq!(s.dead_letter_count().unwrap(), 4);
+        assert_eq!(s.expire_dead_letters(5_000).unwrap(), 2);
+        assert_eq!(s.dead_letter_count().unwrap(), 2);
+        assert!(
+            s.dead_letters(10)
+                .unwrap()
+                .iter()
+                .all(|e| e.created_ms == 9_000)
+        );
+        assert!(
+            s.delivery_states("old").unwrap().is_empty(),
+            "index gone too"
+        );
+        assert_eq!(s.delivery_states("new").unwrap().len(), 2);
+        assert_eq!(s.expire_dead_letters(5_000).unwrap(), 0);
+
+        let m = |at_ms| SandboxMessage {
+            id: String::new(),
+            sender: "jan".into(),
+            sender_name: None,
+            text: "hallo".into(),
+            reply_to: None,
+            from_relay: false,
+            at_ms,
+            edited_ms: None,
+        };
+        s.sandbox_append("veulen", m(1_000)).unwrap();
+        s.sandbox_append("veulen", m(9_000)).unwrap();
+        assert_eq!(s.expire_sandbox(5_000).unwrap(), 1);
+        assert_eq!(s.sandbox_list("veulen", 10).unwrap().len(), 1);
+
+        let [a, b, c, d] = ["a", "b", "c", "d"].map(|x| ChatId::parse(x).unwrap());
+        s.migrate_chat(&a, &b, 1_000).unwrap();
+        s.migrate_chat(&c, &d, 1_000).unwrap();
+        s.migrate_chat(&b, &c, 9_000).unwrap();
+        // `c` is still in the config: its move stays.
+        assert_eq!(
+            s.expire_chat_moves(5_000, std::slice::from_ref(&c))
+                .unwrap(),
+            1
+        );
+        let left: Vec<_> = s
+            .chat_moves()
+            .unwrap()
+            .into_iter()
+            .map(|m| m.from)
+            .collect();
+        assert_eq!(left, [c, b]);
     }
 
     #[test]

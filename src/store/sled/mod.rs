@@ -305,6 +305,20 @@ impl Store for SledStore {
     async fn purge_before(&self, cutoff_ms: u64) -> Result<usize, StoreError> {
         self.call(move |e| e.purge_before(cutoff_ms)).await
     }
+
+    async fn expire_dead_letters(&self, cutoff_ms: u64) -> Result<usize, StoreError> {
+        self.call(move |e| e.expire_dead_letters(cutoff_ms)).await
+    }
+
+    async fn expire_chat_moves(
+        &self,
+        cutoff_ms: u64,
+        keep: &[ChatId],
+    ) -> Result<usize, StoreError> {
+        let keep = keep.to_vec();
+        self.call(move |e| e.expire_chat_moves(cutoff_ms, &keep))
+            .await
+    }
 }
 
 #[async_trait]
@@ -338,6 +352,10 @@ impl SandboxChats for SledStore {
     async fn delete(&self, chat: &str, id: &str) -> Result<bool, StoreError> {
         let (c, i) = (chat.to_string(), id.to_string());
         self.call(move |e| e.sandbox_delete(&c, &i)).await
+    }
+
+    async fn expire_before(&self, cutoff_ms: u64) -> Result<usize, StoreError> {
+        self.call(move |e| e.expire_sandbox(cutoff_ms)).await
     }
 }
 
