@@ -110,17 +110,17 @@ const VERSION_KEY: &[u8] = b"v";
 const DEPTH: &[u8] = b"n/";
 /// How many dead letters there are.
 const DEAD_COUNT: &[u8] = b"N";
-/// `o/` + origin + 0 + tag + id: an outbox entry (tag `o`, value: its
-/// outbox key) or a dead letter (tag `d`) of that origin.
+/// `o/` + origin: the outbox keys of every entry queued for that origin
+/// (see [`keys_decode`]), one record per origin, appended to when entries
+/// are queued and left as it is when they leave: a listed entry is found in
+/// the outbox, or by its id in the dead letters, or is gone. One write per
+/// accepted message, not one per copy; removed with the origin's alert or,
+/// for other origins, once none of its entries is left.
 const BY_ORIGIN: &[u8] = b"o/";
 /// `h/` + origin: the held alert of that origin (value: its `until_ms`).
 /// Origins begin with their chat (`space|chat|id`), so a prefix is a chat's
 /// held alerts.
 const HELD_BY_ORIGIN: &[u8] = b"h/";
-/// `t/` + account + 0 + created_ms + id: the account's entries by age.
-const BY_AGE: &[u8] = b"t/";
-const QUEUED: u8 = b'o';
-const DEAD: u8 = b'd';
 
 fn cat(a: &[u8], b: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(a.len() + b.len());
@@ -133,30 +133,34 @@ fn depth_key(account: &str) -> Vec<u8> {
     cat(DEPTH, account.as_bytes())
 }
 
-fn age_prefix(account: &str) -> Vec<u8> {
-    let mut k = cat(BY_AGE, account.as_bytes());
-    k.push(0);
-    k
+fn origin_index_key(origin: &str) -> Vec<u8> {
+    cat(BY_ORIGIN, origin.as_bytes())
 }
 
-fn age_key(account: &str, created_ms: u64, id: u64) -> Vec<u8> {
-    let mut k = age_prefix(account);
-    k.extend_from_slice(&created_ms.to_be_bytes());
-    k.extend_from_slice(&id.to_be_bytes());
-    k
+/// Appends an outbox key to a list of them: a 2-byte length, then the key.
+fn keys_push(list: &mut Vec<u8>, key: &[u8]) {
+    let len = u16::try_from(key.len()).unwrap_or(u16::MAX);
+    list.extend_from_slice(&len.to_be_bytes());
+    list.extend_from_slice(&key[..usize::from(len)]);
 }
 
-fn origin_prefix(origin: &str) -> Vec<u8> {
-    let mut k = cat(BY_ORIGIN, origin.as_bytes());
-    k.push(0);
-    k
+/// The outbox keys of a list (a cut-off tail is left out).
+fn keys_decode(mut list: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    while list.len() >= 2 {
+        let len = usize::from(u16::from_be_bytes([list[0], list[1]]));
+        let Some(key) = list.get(2..2 + len) else {
+            break;
+        };
+        out.push(key);
+        list = &list[2 + len..];
+    }
+    out
 }
 
-fn origin_key(origin: &str, tag: u8, id: u64) -> Vec<u8> {
-    let mut k = origin_prefix(origin);
-    k.push(tag);
-    k.extend_from_slice(&id.to_be_bytes());
-    k
+/// The entry id at the end of an outbox key.
+fn id_of(okey: &[u8]) -> Option<u64> {
+    okey.len().checked_sub(8).and_then(|i| be_u64(&okey[i..]))
 }
 
 fn held_index_key(origin: &str) -> Vec<u8> {
@@ -182,42 +186,32 @@ fn tx_count<A>(index: &TxTree, key: &[u8], delta: i64) -> TxResult<(), A> {
 fn tx_queue<A>(outbox: &TxTree, index: &TxTree, entry: &OutboxEntry) -> TxResult<(), A> {
     let okey = outbox_key(&entry.msg, entry.id);
     outbox.insert(okey.as_slice(), enc(entry))?;
-    index.insert(origin_key(&entry.origin, QUEUED, entry.id), okey)?;
-    let account = entry.msg.account.as_str();
-    index.insert(age_key(account, entry.created_ms, entry.id), &[][..])?;
-    tx_count(index, &depth_key(account), 1)
+    // Several entries of one origin in one transaction: the transaction
+    // keeps the last value, so the list is written once.
+    let ikey = origin_index_key(&entry.origin);
+    let mut list = index.get(&ikey)?.map(|v| v.to_vec()).unwrap_or_default();
+    keys_push(&mut list, &okey);
+    index.insert(ikey, list)?;
+    tx_count(index, &depth_key(entry.msg.account.as_str()), 1)
 }
 
 /// Takes an entry out of the outbox, with its index records; false if it
 /// was not there.
 fn tx_unqueue<A>(outbox: &TxTree, index: &TxTree, entry: &OutboxEntry) -> TxResult<bool, A> {
-    let Some(stored) = outbox.remove(outbox_key(&entry.msg, entry.id))? else {
+    if outbox.remove(outbox_key(&entry.msg, entry.id))?.is_none() {
         return Ok(false);
-    };
-    // The index records name the entry as it was stored.
-    #[derive(serde::Deserialize)]
-    struct Named {
-        origin: String,
-        created_ms: u64,
     }
-    let (origin, created) = match dec::<Named>(&stored) {
-        Ok(n) => (n.origin, n.created_ms),
-        Err(_) => (entry.origin.clone(), entry.created_ms),
-    };
-    let account = entry.msg.account.as_str();
-    index.remove(origin_key(&origin, QUEUED, entry.id))?;
-    index.remove(age_key(account, created, entry.id))?;
-    tx_count(index, &depth_key(account), -1)?;
+    tx_count(index, &depth_key(entry.msg.account.as_str()), -1)?;
     Ok(true)
 }
 
 /// Keeps an entry as a dead letter, with its index records.
 fn tx_bury<A>(dead: &TxTree, index: &TxTree, entry: &OutboxEntry) -> TxResult<(), A> {
     let dkey = entry.id.to_be_bytes();
+    // Found by its origin's list: a dead letter keeps its entry's id.
     if dead.insert(&dkey, enc(entry))?.is_none() {
         tx_count(index, DEAD_COUNT, 1)?;
     }
-    index.insert(origin_key(&entry.origin, DEAD, entry.id), &[][..])?;
     Ok(())
 }
 
@@ -227,12 +221,7 @@ fn tx_unbury<A>(dead: &TxTree, index: &TxTree, id: u64) -> TxResult<Option<Outbo
         return Ok(None);
     };
     tx_count(index, DEAD_COUNT, -1)?;
-    // A record that cannot be read has no index record to find either.
-    let entry = dec::<OutboxEntry>(&v).ok();
-    if let Some(e) = &entry {
-        index.remove(origin_key(&e.origin, DEAD, id))?;
-    }
-    Ok(entry)
+    Ok(dec::<OutboxEntry>(&v).ok())
 }
 
 /// Holds an alert, with its index record.
@@ -987,22 +976,32 @@ impl Engine {
     }
 
     /// Each account's depth from its counter, and its oldest entry from the
-    /// age index: two lookups per account, whatever the backlog.
+    /// head of each of its three priorities: a few lookups per account,
+    /// whatever the backlog. Entries get their ids in the order they are
+    /// accepted, so the oldest head is the oldest entry, to within the few
+    /// milliseconds two webhooks taken at once may overlap.
     pub(super) fn queue_stats(&self) -> Result<Vec<QueueStats>, StoreError> {
+        /// The one field read of an entry, without building the entry.
+        #[derive(serde::Deserialize)]
+        struct Created {
+            created_ms: u64,
+        }
         let mut out = Vec::new();
         for kv in self.index.scan_prefix(DEPTH) {
             let (k, v) = kv?;
             let name = String::from_utf8_lossy(&k[DEPTH.len()..]).into_owned();
             let account = AccountId::parse(&name)
                 .map_err(|e| StoreError::Corrupt(format!("queue counter {name:?}: {e}")))?;
-            let p = age_prefix(account.as_str());
-            let oldest = match self.index.scan_prefix(&p).next() {
-                Some(kv) => {
-                    let (k, _) = kv?;
-                    k.get(p.len()..p.len() + 8).and_then(be_u64)
+            let mut oldest: Option<u64> = None;
+            for prio in 0u8..=2 {
+                let mut p = prefix(account.as_str());
+                p.push(prio);
+                if let Some(kv) = self.outbox.scan_prefix(p).next() {
+                    let (_, e) = kv?;
+                    let c = dec::<Created>(&e)?.created_ms;
+                    oldest = Some(oldest.map_or(c, |o| o.min(c)));
                 }
-                None => None,
-            };
+            }
             out.push(QueueStats {
                 account,
                 depth: be_u64(&v).unwrap_or(0) as usize,
@@ -1065,14 +1064,11 @@ impl Engine {
         }
         self.index.clear()?;
         let mut depth: std::collections::HashMap<String, u64> = Default::default();
+        let mut lists: std::collections::BTreeMap<String, Vec<Vec<u8>>> = Default::default();
         for kv in self.outbox.iter() {
             let (k, v) = kv?;
             let e: OutboxEntry = dec(&v)?;
-            self.index
-                .insert(origin_key(&e.origin, QUEUED, e.id), k.as_ref())?;
-            let account = e.msg.account.as_str();
-            self.index
-                .insert(age_key(account, e.created_ms, e.id), &[][..])?;
+            lists.entry(e.origin.clone()).or_default().push(k.to_vec());
             *depth.entry(e.msg.account.to_string()).or_default() += 1;
         }
         for (account, n) in depth {
@@ -1082,9 +1078,18 @@ impl Engine {
         for kv in self.dead.iter() {
             let (_, v) = kv?;
             let e: OutboxEntry = dec(&v)?;
-            self.index
-                .insert(origin_key(&e.origin, DEAD, e.id), &[][..])?;
+            lists
+                .entry(e.origin.clone())
+                .or_default()
+                .push(outbox_key(&e.msg, e.id));
             dead += 1;
+        }
+        for (origin, keys) in lists {
+            let mut list = Vec::new();
+            for k in &keys {
+                keys_push(&mut list, k);
+            }
+            self.index.insert(origin_index_key(&origin), list)?;
         }
         if dead > 0 {
             self.index.insert(DEAD_COUNT, &dead.to_be_bytes())?;
@@ -1140,24 +1145,17 @@ impl Engine {
         // many lookups as the origin has copies, however long the backlog.
         let mut queued = Vec::new();
         let mut buried = Vec::new();
-        for kv in self.index.scan_prefix(origin_prefix(origin)) {
-            let (k, okey) = kv?;
-            let Some((tag, id)) = k.len().checked_sub(9).map(|i| (k[i], be_u64(&k[i + 1..])))
-            else {
-                continue;
-            };
-            match (tag, id) {
-                (QUEUED, Some(_)) => {
-                    if let Some(v) = self.outbox.get(okey)? {
-                        queued.push(dec::<OutboxEntry>(&v)?);
-                    }
+        if let Some(list) = self.index.get(origin_index_key(origin))? {
+            for okey in keys_decode(&list) {
+                if let Some(v) = self.outbox.get(okey)? {
+                    queued.push(dec::<OutboxEntry>(&v)?);
+                } else if let Some(v) = id_of(okey)
+                    .map(|id| self.dead.get(id.to_be_bytes()))
+                    .transpose()?
+                    .flatten()
+                {
+                    buried.push(dec::<OutboxEntry>(&v)?);
                 }
-                (DEAD, Some(id)) => {
-                    if let Some(v) = self.dead.get(id.to_be_bytes())? {
-                        buried.push(dec::<OutboxEntry>(&v)?);
-                    }
-                }
-                _ => {}
             }
         }
         for e in queued {
@@ -1674,6 +1672,33 @@ impl Engine {
                 n += 1;
             }
         }
+        // Lists of an origin's entries (the index) once none of them is
+        // queued or a dead letter any more; by compare-and-swap, so a list
+        // that gained an entry meanwhile (in a transaction, which sled
+        // serialises with it) stays.
+        for kv in self.index.scan_prefix(BY_ORIGIN) {
+            let (k, list) = kv?;
+            let mut live = false;
+            for okey in keys_decode(&list) {
+                if self.outbox.contains_key(okey)?
+                    || id_of(okey)
+                        .is_some_and(|id| self.dead.contains_key(id.to_be_bytes()).unwrap_or(true))
+                {
+                    live = true;
+                    break;
+                }
+            }
+            if !live {
+                // Only if unchanged since it was read.
+                if self
+                    .index
+                    .compare_and_swap(&k, Some(&list), None::<&[u8]>)?
+                    .is_ok()
+                {
+                    n += 1;
+                }
+            }
+        }
         // Copies of messages that never were an alert (a follow-up's
         // origin; reminders of purged alerts) by their own time.
         for kv in self.copies.iter() {
@@ -2003,13 +2028,13 @@ mod tests {
         let s = Engine::temporary().unwrap();
         assert!(s.queue_stats().unwrap().is_empty());
         let mut w = write("o1");
-        w.at_ms = 5_000;
+        w.at_ms = 2_000;
         let mut other = msg("heers");
         other.account = AccountId::parse("tg").unwrap();
         w.outbox.push(other);
         s.commit_ingest(&w).unwrap();
         let mut w = write("o2");
-        w.at_ms = 2_000;
+        w.at_ms = 5_000;
         s.commit_ingest(&w).unwrap();
         let mut stats = s.queue_stats().unwrap();
         stats.sort_by(|a, b| a.account.as_str().cmp(b.account.as_str()));
@@ -2019,7 +2044,7 @@ mod tests {
             .collect();
         assert_eq!(
             got,
-            vec![("sandbox", 4, Some(2_000)), ("tg", 1, Some(5_000))]
+            vec![("sandbox", 4, Some(2_000)), ("tg", 1, Some(2_000))]
         );
     }
 
@@ -2126,6 +2151,10 @@ mod tests {
         );
         assert_eq!(s.delivery_states("new").unwrap().len(), 2);
         assert_eq!(s.expire_dead_letters(5_000).unwrap(), 0);
+        // The origin's list goes once none of its entries is left.
+        s.purge_before(5_000).unwrap();
+        assert!(s.index.get(origin_index_key("old")).unwrap().is_none());
+        assert!(s.index.get(origin_index_key("new")).unwrap().is_some());
 
         let m = |at_ms| SandboxMessage {
             id: String::new(),
