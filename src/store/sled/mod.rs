@@ -18,9 +18,10 @@
 mod engine;
 mod recent;
 
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
@@ -45,6 +46,11 @@ pub struct SledStore {
     /// `None` once the store is shutting down.
     jobs: Option<mpsc::Sender<Job>>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// The chat moves as stored (old id → move), read for every message
+    /// and every send, changed a few times in a network's life. This store
+    /// is the only writer of its database, so the copy is exact: it is
+    /// loaded at open and changed after each write of a move.
+    moves: RwLock<HashMap<ChatId, ChatMove>>,
 }
 
 impl SledStore {
@@ -59,6 +65,11 @@ impl SledStore {
     }
 
     fn start(engine: Engine) -> Result<Self, StoreError> {
+        let moves = engine
+            .chat_moves()?
+            .into_iter()
+            .map(|m| (m.from.clone(), m))
+            .collect();
         let engine = Arc::new(engine);
         let (tx, rx) = mpsc::channel::<Job>(QUEUE);
         let rx = Arc::new(Mutex::new(rx));
@@ -66,6 +77,7 @@ impl SledStore {
             engine: engine.clone(),
             jobs: Some(tx),
             threads: Vec::with_capacity(THREADS),
+            moves: RwLock::new(moves),
         };
         for i in 0..THREADS {
             let (engine, rx) = (engine.clone(), rx.clone());
@@ -93,6 +105,18 @@ impl SledStore {
         // The sender is dropped unanswered only if the job panicked.
         rx.await
             .map_err(|_| StoreError::Unavailable("a store request failed (see the log)".into()))?
+    }
+}
+
+impl SledStore {
+    /// The moves, read (a lock poisoned by a panic elsewhere still holds
+    /// the last complete map: every change is one insert or one swap).
+    fn moves(&self) -> std::sync::RwLockReadGuard<'_, HashMap<ChatId, ChatMove>> {
+        self.moves.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn moves_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<ChatId, ChatMove>> {
+        self.moves.write().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -266,16 +290,35 @@ impl Store for SledStore {
         at_ms: u64,
     ) -> Result<usize, StoreError> {
         let (f, t) = (from.clone(), to.clone());
-        self.call(move |e| e.migrate_chat(&f, &t, at_ms)).await
+        let n = self.call(move |e| e.migrate_chat(&f, &t, at_ms)).await?;
+        let mv = ChatMove {
+            from: from.clone(),
+            to: to.clone(),
+            at_ms,
+        };
+        self.moves_mut().insert(from.clone(), mv);
+        Ok(n)
     }
 
+    /// From memory (see [`SledStore::moves`]).
     async fn chat_moves(&self) -> Result<Vec<ChatMove>, StoreError> {
-        self.call(|e| e.chat_moves()).await
+        let mut v: Vec<ChatMove> = self.moves().values().cloned().collect();
+        v.sort_by_key(|m| m.at_ms);
+        Ok(v)
     }
 
+    /// From memory, as the engine's `chat_now` follows them on disk.
     async fn chat_now(&self, chat: &ChatId) -> Result<ChatId, StoreError> {
-        let c = chat.clone();
-        self.call(move |e| e.chat_now(&c)).await
+        let moves = self.moves();
+        let mut now = chat;
+        // A chat may move twice; never loop.
+        for _ in 0..4 {
+            match moves.get(now) {
+                Some(m) => now = &m.to,
+                None => break,
+            }
+        }
+        Ok(now.clone())
     }
 
     async fn delivery_states(&self, origin: &str) -> Result<Vec<TargetDelivery>, StoreError> {
@@ -316,8 +359,11 @@ impl Store for SledStore {
         keep: &[ChatId],
     ) -> Result<usize, StoreError> {
         let keep = keep.to_vec();
-        self.call(move |e| e.expire_chat_moves(cutoff_ms, &keep))
-            .await
+        let (n, left) = self
+            .call(move |e| Ok((e.expire_chat_moves(cutoff_ms, &keep)?, e.chat_moves()?)))
+            .await?;
+        *self.moves_mut() = left.into_iter().map(|m| (m.from.clone(), m)).collect();
+        Ok(n)
     }
 }
 
@@ -431,6 +477,27 @@ mod tests {
             IngestResult::Accepted { .. }
         ));
         assert!(s.is_seen("k").await.unwrap());
+    }
+
+    /// Chat moves are answered from memory: the same answers as the
+    /// engine's, across a reopen and an expiry.
+    #[tokio::test]
+    async fn chat_moves_are_followed_from_memory_as_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let [a, b, c] = ["a", "b", "c"].map(|x| ChatId::parse(x).unwrap());
+        {
+            let s = SledStore::open(dir.path()).unwrap();
+            s.migrate_chat(&a, &b, 1_000).await.unwrap();
+            s.migrate_chat(&b, &c, 2_000).await.unwrap();
+            assert_eq!(s.chat_now(&a).await.unwrap(), c);
+            assert_eq!(s.engine.chat_now(&a).unwrap(), c);
+        }
+        let s = SledStore::open(dir.path()).unwrap();
+        assert_eq!(s.chat_now(&a).await.unwrap(), c, "loaded at open");
+        assert_eq!(s.chat_moves().await.unwrap().len(), 2);
+        assert_eq!(s.expire_chat_moves(1_500, &[]).await.unwrap(), 1);
+        assert_eq!(s.chat_now(&a).await.unwrap(), a);
+        assert_eq!(s.chat_now(&b).await.unwrap(), c);
     }
 
     #[tokio::test]
