@@ -172,7 +172,15 @@ async fn handle_message(
     // fewer for every message that is new, which is nearly all of them.
     let key = m.dedup_key();
     let now = now_ms();
-    let known = crate::thread_map::known(state.store.as_ref(), cfg, group, &m, now).await?;
+    let known = crate::thread_map::known(
+        state.store.as_ref(),
+        &state.alert_words,
+        cfg,
+        group,
+        &m,
+        now,
+    )
+    .await?;
     let decision = relay::decide(cfg, group, &m, &rt.own_ids(m.platform), &known, now);
     let w = write_for(cfg, &moves, group, &m, &decision, &key, now);
 

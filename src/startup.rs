@@ -41,6 +41,8 @@ pub struct AppState {
     pub sandbox_feed: SandboxFeed,
     /// The sandbox platform's chats.
     pub sandbox_chats: Arc<dyn SandboxChats>,
+    /// The words of recent alerts, for comparing new ones with them.
+    pub alert_words: Arc<crate::thread_map::AlertWords>,
 }
 
 pub struct Application {
@@ -98,6 +100,7 @@ impl Application {
             config_path: config_path.into(),
             sandbox_feed,
             sandbox_chats,
+            alert_words: Arc::default(),
         };
         info!(
             data_dir = %data_dir.display(),

@@ -12,6 +12,9 @@
 //! would answer nothing. A held alert's follow-ups wait in its hold and are
 //! queued behind its copies when it is released.
 
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
 use tracing::debug;
 
 use crate::config::{ChatId, Config, Group};
@@ -54,9 +57,47 @@ async fn thread(store: &dyn Store, alert: AlertRecord) -> Result<Thread, StoreEr
     })
 }
 
+/// The informative words of recent alerts (see [`relay::similar::tokens`]),
+/// kept between messages: every new alert is compared with up to
+/// [`RECENT_ALERTS`] recent ones, and working out their words again each
+/// time was most of the cost of taking in a burst of reports of one
+/// incident. Keyed by origin and text (an edited alert has new words); a
+/// full cache starts afresh.
+#[derive(Default)]
+pub struct AlertWords {
+    words: std::sync::Mutex<HashMap<WordsKey, Arc<BTreeSet<String>>>>,
+}
+
+/// An alert's origin and a hash of its text.
+type WordsKey = (String, u64);
+
+impl AlertWords {
+    const CAPACITY: usize = 1024;
+
+    fn of(&self, a: &AlertRecord) -> Arc<BTreeSet<String>> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        a.text.hash(&mut h);
+        let key = (a.origin.clone(), h.finish());
+        let Ok(mut map) = self.words.lock() else {
+            return Arc::new(relay::similar::tokens(&a.text));
+        };
+        if let Some(w) = map.get(&key) {
+            return w.clone();
+        }
+        if map.len() >= Self::CAPACITY {
+            map.clear();
+        }
+        let w = Arc::new(relay::similar::tokens(&a.text));
+        map.insert(key, w.clone());
+        w
+    }
+}
+
 /// What the store knows about `msg`'s thread (see [`Known`]).
 pub async fn known(
     store: &dyn Store,
+    words: &AlertWords,
     cfg: &Config,
     group: &Group,
     msg: &InboundMessage,
@@ -125,7 +166,7 @@ pub async fn known(
                 && !a.retracted
                 && me
                     .get_or_insert_with(|| relay::similar::Fingerprint::of(&msg.text))
-                    .same_incident_as(&a.text)
+                    .same_incident_as_words(&a.text, &words.of(&a))
             {
                 k.recent.push(thread(store, (*a).clone()).await?);
             }
@@ -217,5 +258,41 @@ pub async fn deliver(
                 Err(ChangeError::Failed(e)) => Err(e),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::GroupId;
+
+    fn alert(text: &str) -> AlertRecord {
+        AlertRecord {
+            origin: "sandbox|veulen|7".into(),
+            group: GroupId::parse("veulen").unwrap(),
+            message_id: "7".into(),
+            categories: vec![],
+            confirmed: true,
+            at_ms: 1,
+            targets: vec![],
+            text: text.into(),
+            sender: String::new(),
+            retracted: false,
+            all_clear: false,
+            sightings: vec![],
+            forced: false,
+        }
+    }
+
+    #[test]
+    fn an_alerts_words_are_kept_until_its_text_changes() {
+        let words = AlertWords::default();
+        let a = alert("Grijze bestelwagen in de Kerkstraat");
+        let first = words.of(&a);
+        assert!(Arc::ptr_eq(&first, &words.of(&a)), "kept");
+        assert!(first.contains("kerkstraat"));
+        let edited = alert("Witte bestelwagen in de Molenstraat");
+        let second = words.of(&edited);
+        assert!(second.contains("molenstraat") && !second.contains("kerkstraat"));
     }
 }

@@ -569,8 +569,14 @@ impl Fingerprint {
     /// [`same_incident`] of this report and `earlier`, the cheap test first:
     /// anchors are read only from texts that share enough words.
     pub fn same_incident_as(&self, earlier: &str) -> bool {
-        let tb = tokens(earlier);
-        let shared = self.tokens.intersection(&tb).count();
+        self.same_incident_as_words(earlier, &tokens(earlier))
+    }
+
+    /// [`Fingerprint::same_incident_as`], with `earlier`'s [`tokens`]
+    /// worked out already (an earlier report is compared with every new
+    /// one: its words are worth keeping).
+    pub fn same_incident_as_words(&self, earlier: &str, tb: &BTreeSet<String>) -> bool {
+        let shared = self.tokens.intersection(tb).count();
         let smaller = self.tokens.len().min(tb.len());
         if smaller == 0 || shared < MIN_SHARED || (shared as f64 / smaller as f64) < MIN_CONTAINMENT
         {
