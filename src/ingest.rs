@@ -433,6 +433,12 @@ fn write_for(
                 group: to,
                 text,
                 reply_to,
+            }
+            | Action::Review {
+                group: to,
+                text,
+                reply_to,
+                ..
             } => {
                 w.outbox.extend(out.to(
                     to,

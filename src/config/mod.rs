@@ -27,7 +27,7 @@ pub use ids::{AccountId, ChatId, GroupId};
 pub use platforms::{PlatformSettings, canonical_jid};
 use raw::*;
 
-use crate::protocol::{RuleSet, RuleSource};
+use crate::protocol::{Judge, ModelChoice, RuleSet, RuleSource};
 
 /// Built-in reminder and forward texts, per language (data, not code).
 const BUILTIN_TEXTS: &str = include_str!("../../config/protocol/texts.toml");
@@ -406,6 +406,8 @@ texts!(
     status_header,
     status_line,
     status_empty,
+    review,
+    describe_behaviour,
 );
 
 /// The texts a language without built-in texts must give itself; the
@@ -440,7 +442,8 @@ pub struct Config {
     pub delivery: DeliveryPolicy,
     pub accounts: BTreeMap<AccountId, Account>,
     pub groups: Vec<Group>,
-    pub rules: Arc<RuleSet>,
+    /// The protocol check: the rules and the learned model.
+    pub rules: Arc<Judge>,
     pub texts: BTreeMap<String, Texts>,
     pub routes: Vec<Route>,
     /// `None`: no admin token configured, the dashboard is off.
@@ -1259,6 +1262,52 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
         }
     };
 
+    // --- the learned model and its band of doubt
+    let model = {
+        let v = raw.protocol.as_ref().and_then(|p| p.model.as_ref());
+        let choice = match v.map(|s| s.get_ref().as_str()) {
+            None | Some("builtin") => ModelChoice::Builtin,
+            Some("none") => ModelChoice::None,
+            Some(file) => {
+                let p = Path::new(file);
+                ModelChoice::File(if p.is_absolute() {
+                    p.to_path_buf()
+                } else {
+                    path.parent().unwrap_or(Path::new(".")).join(p)
+                })
+            }
+        };
+        match choice.load() {
+            Ok(m) => m,
+            Err(e) => {
+                let span = v.map(|s| s.span()).unwrap_or(0..0);
+                cx.err(span, format!("protocol.model: {e}"));
+                None
+            }
+        }
+    };
+    let band = match raw.protocol.as_ref().and_then(|p| p.review_band.as_ref()) {
+        None => crate::protocol::judge::DEFAULT_BAND,
+        Some(b) => match b.get_ref().as_slice() {
+            [lo, hi] if (0.0..=1.0).contains(lo) && (0.0..=1.0).contains(hi) && lo <= hi => {
+                (*lo as f32, *hi as f32)
+            }
+            _ => {
+                cx.err(
+                    b.span(),
+                    "protocol.review_band: two scores [low, high] with 0 <= low <= high <= 1 ([0.5, 0.5] asks nobody)",
+                );
+                crate::protocol::judge::DEFAULT_BAND
+            }
+        },
+    };
+
+    let raw_describe_behaviour = raw
+        .protocol
+        .as_ref()
+        .and_then(|p| p.describe_behaviour)
+        .unwrap_or(true);
+
     // --- routes
     let category_names: BTreeSet<String> = RuleSet::declared_categories(
         raw.protocol
@@ -1451,7 +1500,9 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
         delivery,
         accounts,
         groups,
-        rules: Arc::new(rules),
+        rules: Arc::new(
+            Judge::new(rules, model, band).with_describe_behaviour(raw_describe_behaviour),
+        ),
         texts,
         routes,
         admin,

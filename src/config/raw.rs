@@ -115,6 +115,13 @@ pub struct RawGroup {
 pub struct RawProtocol {
     /// Keep the built-in Flemish/French/English rules and add these (default true).
     pub builtin: Option<bool>,
+    /// The learned model: "builtin" (default), "none" (rules only), or the
+    /// path of a model file (relative to the config file).
+    pub model: Option<Spanned<String>>,
+    /// The band of doubt [low, high): alert scores in it go to a person.
+    pub review_band: Option<Spanned<Vec<f64>>>,
+    /// Ask what a person did when an alert describes only looks (default true).
+    pub describe_behaviour: Option<bool>,
     #[serde(default)]
     pub macros: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
@@ -189,6 +196,8 @@ pub struct RawTexts {
     pub status_header: Option<Spanned<String>>,
     pub status_line: Option<Spanned<String>>,
     pub status_empty: Option<Spanned<String>>,
+    pub review: Option<Spanned<String>>,
+    pub describe_behaviour: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

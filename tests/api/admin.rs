@@ -292,7 +292,7 @@ async fn a_members_markup_is_shown_as_text_on_the_dashboard() {
         "veulen",
         "jan",
         "<b>Jan</b>",
-        "<img src=x onerror=alert(1)> Inbraak bezig in de Molenstraat, 101 is verwittigd, bel 0475 12 34 56",
+        "<img src=x onerror=alert(1)> Inbraak bezig in de Molenstraat, twee mannen aan de achterdeur, 101 is verwittigd, bel 0475 12 34 56",
     )
     .await;
     eventually(10, "the alert is listed", || async {

@@ -196,6 +196,13 @@ fn simulate_prints_the_decision_in_the_documented_json() {
     assert_eq!(v["alert"], true);
     assert_eq!(v["categories"], serde_json::json!(["suspicious_vehicle"]));
     assert_eq!(v["confirmed"], false);
+    // The learned model's calibrated score, outside the band of doubt, and
+    // what weighed most.
+    let score = v["score"].as_f64().unwrap();
+    assert!((0.6..=1.0).contains(&score), "{score}");
+    assert_eq!(v["uncertain"], false);
+    let why = v["why"].as_array().unwrap();
+    assert!(!why.is_empty() && why.len() <= 6, "{why:?}");
     let actions = v["actions"].as_array().unwrap();
     assert_eq!(actions[0]["kind"], "remind");
     assert_eq!(actions[0]["group"], "veulen");
@@ -216,7 +223,7 @@ fn simulate_shows_a_coordinator_is_not_reminded_and_chit_chat_does_nothing() {
         "veulen",
         "--sender",
         "coord-veulen",
-        "Inbraak in de Molenstraat",
+        "Inbraak bezig in de Molenstraat, twee mannen aan de achterdeur",
     ]);
     assert!(
         v["actions"]

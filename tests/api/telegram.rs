@@ -65,7 +65,7 @@ async fn the_reminder_is_a_reply_to_the_members_message() {
                 77,
                 555,
                 "Jan",
-                "Inbraak bezig in de Molenstraat!",
+                "Inbraak bezig in de Molenstraat, twee mannen met een koevoet aan de achterdeur!",
             ),
         )
         .await;

@@ -18,7 +18,8 @@ const COORD_HEERS: &str = "32475888888@c.us";
 const JAN: &str = "32475111111@c.us";
 const ALERT: &str =
     "Verdachte grijze bestelwagen rijdt traag door de Kerkstraat, 101 is verwittigd";
-const UNCONFIRMED: &str = "Inbraak bezig in de Molenstraat!";
+const UNCONFIRMED: &str =
+    "Inbraak bezig in de Molenstraat, twee mannen met een koevoet aan de achterdeur!";
 
 fn head(server: &str) -> String {
     format!(
