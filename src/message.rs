@@ -38,6 +38,38 @@ pub struct InboundMessage {
     /// platform gives it: what a coordinator's `/doorsturen` forwards.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quoted: Option<Box<Quoted>>,
+    /// What only some platforms say about a message (all optional).
+    #[serde(default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Box<Extra>,
+}
+
+/// What only some platforms say about a message. Every field is optional:
+/// a platform that knows nothing of it leaves the default.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extra {
+    /// Telegram: the forum topic (`message_thread_id`) the message was
+    /// posted in; replies and reminders to it go to the same topic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// The member forwarded someone else's message (Telegram's
+    /// `forward_origin`): the copy marks it, and no reminder goes to the
+    /// member who forwarded it (they did not see it happen).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forwarded: bool,
+    /// One of the group's admins, posting anonymously (Telegram), on an
+    /// account whose `anonymous_admins = "coordinator"`: a coordinator.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub group_admin: bool,
+    /// WhatsApp: the sender's `@lid` when `sender.id` is their phone JID
+    /// (the gateway gave both), so the relay learns the pair.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_lid: Option<String>,
+}
+
+impl Extra {
+    pub fn is_empty(&self) -> bool {
+        *self == Extra::default()
+    }
 }
 
 /// A replied-to message as the platform quoted it.
@@ -174,6 +206,9 @@ pub struct Outbound {
     pub thread: Option<String>,
     #[serde(default, skip_serializing_if = "is_send")]
     pub op: Op,
+    /// Telegram: the forum topic (`message_thread_id`) to post in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
 }
 
 fn is_send(op: &Op) -> bool {
@@ -199,6 +234,7 @@ impl Outbound {
             kind,
             thread: None,
             op: Op::Send,
+            topic: None,
         }
     }
 }

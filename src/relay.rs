@@ -277,9 +277,20 @@ pub struct StatusItem {
 }
 
 fn role_of(group: &Group, msg: &InboundMessage) -> &'static str {
-    if group.coordinators.contains(&msg.sender.id) {
+    // An anonymous Telegram admin counts as a coordinator where the
+    // account says so (the adapter sets `group_admin` only then).
+    // A WhatsApp member may be listed by phone JID or by `@lid`: both count.
+    let listed = |set: &std::collections::BTreeSet<String>| {
+        set.contains(&msg.sender.id)
+            || msg
+                .extra
+                .sender_lid
+                .as_ref()
+                .is_some_and(|l| set.contains(l))
+    };
+    if listed(&group.coordinators) || msg.extra.group_admin {
         "coordinator"
-    } else if group.police.contains(&msg.sender.id) {
+    } else if listed(&group.police) {
         "police"
     } else {
         "member"
@@ -363,7 +374,9 @@ fn fresh(
 
     let mut actions = Vec::new();
     let member = role == "member";
-    if member && !c.confirmed {
+    // Whoever forwards someone else's message did not see it happen: no
+    // reminder to them (the copy still says the call is not mentioned).
+    if member && !c.confirmed && !msg.extra.forwarded {
         actions.push(remind(cfg, group, msg));
     }
     let targets = routing::targets(cfg, group, &c.categories);
@@ -384,6 +397,7 @@ fn fresh(
         all_clear: false,
         sightings: Vec::new(),
         forced: false,
+        topic: msg.extra.topic.clone(),
     };
     if !targets.is_empty() && (forward_now || hold) {
         if let Some(t) = similar::earlier_report(cfg, group, &msg.text, &known.recent, now_ms) {
@@ -503,11 +517,21 @@ pub fn forward_text(
     msg: &InboundMessage,
     unconfirmed: bool,
 ) -> String {
+    // A forwarded message is named after the member who brought it into
+    // the group (never its first author, who may be no member at all) and
+    // marked with ↪️, so readers know it is hearsay from elsewhere.
+    let text;
+    let body = if msg.extra.forwarded {
+        text = format!("↪️ {}", msg.text.trim());
+        &text
+    } else {
+        &msg.text
+    };
     copy_text(
         cfg,
         origin,
         attribution(cfg, msg).as_deref(),
-        &msg.text,
+        body,
         unconfirmed,
     )
 }
@@ -596,6 +620,7 @@ chat = "opheers"
             at_ms: 0,
             edit: None,
             quoted: None,
+            extra: Default::default(),
         }
     }
 

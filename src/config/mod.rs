@@ -24,7 +24,7 @@ use toml::Spanned;
 
 pub use duration::parse_duration;
 pub use ids::{AccountId, ChatId, GroupId};
-pub use platforms::{PlatformSettings, canonical_jid};
+pub use platforms::{AnonymousAdmins, PlatformSettings, canonical_jid};
 use raw::*;
 
 use crate::protocol::{RuleSet, RuleSource};
@@ -329,6 +329,9 @@ pub struct Group {
     pub police: BTreeSet<String>,
     pub neighbours: Vec<GroupId>,
     pub language: String,
+    /// Telegram forum groups: the topic (`message_thread_id`) the relay's
+    /// copies go to; `None`: General (or an ordinary group).
+    pub topic: Option<String>,
 }
 
 macro_rules! texts {
@@ -447,6 +450,10 @@ pub struct Config {
     pub admin: Option<Admin>,
     /// Warnings that do not stop the relay (printed by check-config, logged at start).
     pub warnings: Vec<String>,
+    /// What an operator should know about how an account is wired (what it
+    /// accepts, what the gateway must send): printed by check-config and
+    /// logged at start, not problems.
+    pub notes: Vec<String>,
     by_id: HashMap<GroupId, usize>,
     /// Keyed by [`PlatformKind::chat_space`]: WAHA and Evolution share one.
     by_chat: HashMap<(&'static str, ChatId), usize>,
@@ -920,6 +927,7 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
     };
 
     let mut warnings = Vec::new();
+    let mut notes = Vec::new();
 
     // --- accounts
     let mut accounts = BTreeMap::new();
@@ -1003,7 +1011,15 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
             | PlatformKind::Evolution
             | PlatformKind::WhatsappCloud => {}
         }
-        let settings = platforms::account_settings(cx, &aid, id.span(), platform, a, &mut warnings);
+        let settings = platforms::account_settings(
+            cx,
+            &aid,
+            id.span(),
+            platform,
+            a,
+            &mut warnings,
+            &mut notes,
+        );
         let display_name = a
             .display_name
             .as_ref()
@@ -1217,6 +1233,27 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
                 "group `{id}` has no coordinators: nobody there can use coordinator commands"
             ));
         }
+        let topic = match (&g.topic, platform) {
+            (None, _) => None,
+            (Some(t), Some(PlatformKind::Telegram)) if *t.get_ref() > 0 => {
+                Some(t.get_ref().to_string())
+            }
+            (Some(t), Some(PlatformKind::Telegram)) => {
+                cx.err(
+                    t.span(),
+                    format!("group `{id}`: topic is the forum topic's message_thread_id, a positive number (the number after the group's id in a link to the topic)"),
+                );
+                None
+            }
+            (Some(t), Some(p)) => {
+                cx.err(
+                    t.span(),
+                    format!("group `{id}`: topic is only for Telegram forum groups (this group's account is \"{p}\")"),
+                );
+                None
+            }
+            (Some(_), None) => None,
+        };
         let (Some(account), Some(chat), Some(platform)) = (account, chat, platform) else {
             continue;
         };
@@ -1231,6 +1268,7 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
             police,
             neighbours,
             language: lang,
+            topic,
         });
     }
     // Rebuild the index over the groups that made it through.
@@ -1456,6 +1494,7 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
         routes,
         admin,
         warnings,
+        notes,
         by_id,
         by_chat,
     })

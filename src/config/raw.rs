@@ -92,6 +92,9 @@ pub struct RawAccount {
     pub phone_number_id: Option<Spanned<String>>,
     /// WhatsApp Cloud API: the token of the GET verification handshake.
     pub verify_token: Option<Spanned<String>>,
+    /// Telegram: what a group admin posting anonymously is ("coordinator"
+    /// or "member"; default "coordinator").
+    pub anonymous_admins: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,6 +111,8 @@ pub struct RawGroup {
     #[serde(default)]
     pub neighbours: Vec<Spanned<String>>,
     pub language: Option<Spanned<String>>,
+    /// Telegram forum groups: the topic (`message_thread_id`) copies go to.
+    pub topic: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

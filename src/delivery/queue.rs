@@ -101,6 +101,7 @@ mod tests {
                 kind,
                 thread: None,
                 op: Default::default(),
+                topic: None,
             },
             created_ms: 0,
             attempts: 0,

@@ -11,10 +11,15 @@
 //! every event comes to `/webhooks/{account}` itself.
 //!
 //! Authentication: Evolution does not sign its webhooks. With a
-//! `webhook_secret`, a request is accepted when the `apikey` header (a
-//! custom header set on the instance's webhook) or the envelope's own
-//! `apikey` field (the instance's token, which Evolution puts in every
-//! event) equals it, compared in constant time.
+//! `webhook_secret`, a request with an `apikey` header (a custom header set
+//! in the instance's webhook `headers`) is accepted when that header equals
+//! it; a request without one when the envelope's own `apikey` field does.
+//! Evolution fills that field with the instance token only when
+//! `AUTHENTICATION_EXPOSE_IN_FETCH_INSTANCES=true`; by default it is null,
+//! and such an event is refused (401, and a warning that says why). Both
+//! compare in constant time. Evolution v2.2+ flattens a quoting
+//! `extendedTextMessage` into `conversation` and keeps the quote only in
+//! `data.contextInfo`: both places are read.
 //!
 //! Our own posts come back as `fromMe` messages of the sending instance and
 //! as members' messages of any other linked number in the group; the mark
@@ -35,7 +40,7 @@ use serde_json::{Value, json};
 use super::whatsapp::{self, canonical_jid};
 use super::{Platform, SendError, WebhookError, secret_matches};
 use crate::config::{Account, ChatId, PlatformKind, PlatformSettings};
-use crate::message::{Inbound, InboundMessage, Outbound, Quoted, Sender, Sent};
+use crate::message::{Extra, Inbound, InboundMessage, Outbound, Quoted, Sender, Sent};
 use crate::store::Store;
 
 pub const APIKEY_HEADER: &str = "apikey";
@@ -156,17 +161,24 @@ fn text_and_quote(m: &Value) -> (Option<String>, Option<String>) {
 /// The text of the message a reply quotes, when WhatsApp sent it along.
 fn quoted_text(m: &Value) -> Option<String> {
     let m = unwrap_message(m);
-    let q = [
-        "/extendedTextMessage/contextInfo/quotedMessage",
-        "/imageMessage/contextInfo/quotedMessage",
-        "/videoMessage/contextInfo/quotedMessage",
+    [
+        "/extendedTextMessage/contextInfo",
+        "/imageMessage/contextInfo",
+        "/videoMessage/contextInfo",
     ]
     .iter()
-    .find_map(|p| m.pointer(p))?;
+    .find_map(|p| quoted_in(m.pointer(p)?))
+}
+
+/// The quoted text in a `contextInfo` (`quotedMessage`), if any.
+fn quoted_in(context_info: &Value) -> Option<String> {
+    let q = unwrap_message(context_info.get("quotedMessage")?);
     [
         "/conversation",
         "/extendedTextMessage/text",
         "/imageMessage/caption",
+        "/videoMessage/caption",
+        "/documentMessage/caption",
     ]
     .iter()
     .find_map(|p| q.pointer(p).and_then(Value::as_str))
@@ -223,8 +235,25 @@ impl Evolution {
                 .and_then(Value::as_str)
                 .map(str::to_string)
         });
-        let quoted = quoted_text(&u.message).map(|text| Box::new(Quoted { text, sender: None }));
+        // Evolution >= 2.2 flattens an extendedTextMessage into
+        // `conversation` and keeps the quote only in `data.contextInfo`.
+        let quoted = quoted_text(&u.message)
+            .or_else(|| quoted_in(&u.context_info))
+            .map(|text| {
+                let sender = u
+                    .context_info
+                    .get("participant")
+                    .and_then(Value::as_str)
+                    .filter(|p| !p.is_empty())
+                    .map(|p| Sender {
+                        id: canonical_jid(p),
+                        name: None,
+                        is_bot: false,
+                    });
+                Box::new(Quoted { text, sender })
+            });
         let is_group = chat.as_str().ends_with("@g.us");
+        let mut sender_lid = None;
         let sender_id = if u.key.from_me {
             // The linked number's owner, typing on the phone (our own posts
             // are dropped by their mark in ingest).
@@ -235,7 +264,12 @@ impl Evolution {
                     "group message without key.participant".into(),
                 ));
             };
-            prefer_phone(p, u.key.participant_alt.as_deref()).to_string()
+            let id = prefer_phone(p, u.key.participant_alt.as_deref());
+            if id != p {
+                // Both spellings: the relay learns the pair.
+                sender_lid = Some(canonical_jid(p));
+            }
+            id.to_string()
         } else {
             chat.as_str().to_string()
         };
@@ -254,6 +288,10 @@ impl Evolution {
             at_ms: whatsapp::unix_seconds(Some(&u.message_timestamp)).saturating_mul(1000),
             edit: None,
             quoted,
+            extra: Box::new(Extra {
+                sender_lid,
+                ..Extra::default()
+            }),
         }))
     }
 
@@ -283,16 +321,29 @@ impl Platform for Evolution {
         body: &[u8],
     ) -> Result<Vec<Inbound>, WebhookError> {
         if let Some(secret) = &self.account.webhook_secret {
-            let by_header = secret_matches(
-                headers.get(APIKEY_HEADER).map(|v| v.as_bytes()),
-                secret.expose(),
-            );
-            // An unauthenticated body is not described back: any failure to
-            // read its apikey is just "unauthorized".
-            let ok = by_header
-                || serde_json::from_slice::<Apikey>(body).is_ok_and(|a| {
-                    secret_matches(a.apikey.as_deref().map(str::as_bytes), secret.expose())
-                });
+            // The custom header decides when it is there: it is the
+            // operator's own secret, set on the instance's webhook. Without
+            // it, the event's `apikey` field (the instance token) may stand
+            // in, but Evolution fills that in only with
+            // AUTHENTICATION_EXPOSE_IN_FETCH_INSTANCES=true: otherwise null.
+            let ok = match headers.get(APIKEY_HEADER) {
+                Some(h) => secret_matches(Some(h.as_bytes()), secret.expose()),
+                // An unauthenticated body is not described back: any
+                // failure to read its apikey is just "unauthorized".
+                None => match serde_json::from_slice::<Apikey>(body) {
+                    Ok(Apikey { apikey: Some(k) }) => {
+                        secret_matches(Some(k.as_bytes()), secret.expose())
+                    }
+                    Ok(Apikey { apikey: None }) => {
+                        tracing::warn!(
+                            account = %self.account.id,
+                            "evolution event refused: no `apikey` header and the event's apikey is null; set the header `apikey` on the instance's webhook (or AUTHENTICATION_EXPOSE_IN_FETCH_INSTANCES=true in Evolution, with webhook_secret = the instance token)"
+                        );
+                        false
+                    }
+                    Err(_) => false,
+                },
+            };
             if !ok {
                 return Err(WebhookError::Unauthorized);
             }
@@ -392,6 +443,10 @@ mod tests {
     const ECHO: &str =
         include_str!("../../tests/fixtures/evolution/messages-upsert-from-me-echo.json");
     const UPDATE: &str = include_str!("../../tests/fixtures/evolution/messages-update.json");
+    const FLATTENED: &str =
+        include_str!("../../tests/fixtures/evolution/messages-upsert-v2.3-flattened-reply.json");
+    const APIKEY_NULL: &str =
+        include_str!("../../tests/fixtures/evolution/messages-upsert-apikey-null.json");
 
     /// The instance token in the fixtures' `apikey` field.
     const INSTANCE_KEY: &str = "B6D711FCDE4D4FD5936544120E713976";
@@ -518,6 +573,42 @@ mod tests {
         assert_eq!(Evolution::number(&g), "120363041111111111@g.us");
         let p = ChatId::parse("32475111111@c.us").unwrap();
         assert_eq!(Evolution::number(&p), "32475111111");
+    }
+
+    #[test]
+    fn a_v2_3_reply_flattened_to_a_conversation_keeps_its_quote() {
+        let (e, _d) = evo(None);
+        let Inbound::Message(m) = one(&e, FLATTENED) else {
+            panic!()
+        };
+        assert_eq!(m.text, "/doorsturen");
+        assert_eq!(m.reply_to.as_deref(), Some("3EB0D9E8F7A6B5C4D3E2"));
+        let q = m.quoted.as_ref().expect("the quote in data.contextInfo");
+        assert!(q.text.contains("koevoet"), "{}", q.text);
+        assert_eq!(
+            q.sender.as_ref().map(|s| s.id.as_str()),
+            Some("32475111111@c.us")
+        );
+    }
+
+    #[test]
+    fn the_custom_header_decides_and_a_null_apikey_is_accepted_only_with_it() {
+        let (e, _d) = evo(Some(INSTANCE_KEY));
+        // Evolution's default: `apikey` null in the event.
+        assert!(matches!(
+            e.parse_webhook(&HeaderMap::new(), APIKEY_NULL.as_bytes()),
+            Err(WebhookError::Unauthorized)
+        ));
+        let mut h = HeaderMap::new();
+        h.insert(APIKEY_HEADER, INSTANCE_KEY.parse().unwrap());
+        assert!(e.parse_webhook(&h, APIKEY_NULL.as_bytes()).is_ok());
+        // A wrong header is refused even when the body's apikey is right:
+        // the header is the operator's own secret and decides.
+        h.insert(APIKEY_HEADER, "wrong".parse().unwrap());
+        assert!(matches!(
+            e.parse_webhook(&h, CONVERSATION.as_bytes()),
+            Err(WebhookError::Unauthorized)
+        ));
     }
 
     #[test]

@@ -91,6 +91,14 @@ pub trait Platform: Send + Sync {
         None
     }
 
+    /// The phone JID (`32475123456@c.us`) of a WhatsApp `@lid` member, when
+    /// the gateway can look it up (WAHA). Default: it cannot. Called by the
+    /// ingest only for a sender it cannot match otherwise; bounded by a
+    /// short timeout, `None` on any failure.
+    async fn phone_of_lid(&self, _lid: &str) -> Option<String> {
+        None
+    }
+
     /// Sends one message.
     async fn send(&self, msg: &Outbound) -> Result<Sent, SendError>;
 

@@ -6,6 +6,16 @@
 //! parsed; chat ids are kept exactly (negative i64). Service messages are
 //! ignored, `migrate_to_chat_id` is reported.
 //!
+//! Senders that are no user: an admin posting anonymously (`from` is
+//! @GroupAnonymousBot, `sender_chat` the group) is one of the group's
+//! admins, a coordinator or a member as the account's `anonymous_admins`
+//! says; a member posting as their channel is named after the channel; a
+//! linked channel's automatic forward (`is_automatic_forward`) is ignored
+//! (the channel published it already). A forwarded message (`forward_origin`)
+//! is the forwarding member's, marked as forwarded. In forum groups the
+//! topic (`message_thread_id` with `is_topic_message`) is kept, and sends
+//! carry the topic they belong in.
+//!
 //! Sending: `sendMessage` with `reply_parameters`; `{ok:false, error_code:429,
 //! parameters.retry_after}` becomes [`SendError::RateLimited`]. Copies are
 //! changed with `editMessageText` and `deleteMessage`; a message Telegram
@@ -20,8 +30,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{ChangeError, Platform, SendError, WebhookError, secret_matches};
-use crate::config::{Account, ChatId, PlatformKind, Secret};
-use crate::message::{Inbound, InboundMessage, Outbound, Quoted, Sender, Sent};
+use crate::config::{Account, AnonymousAdmins, ChatId, PlatformKind, PlatformSettings, Secret};
+use crate::message::{Extra, Inbound, InboundMessage, Outbound, Quoted, Sender, Sent};
 
 pub const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
 /// Telegram's limit is 4096 UTF-16 units; stay safely below.
@@ -31,7 +41,12 @@ pub struct Telegram {
     account: Account,
     http: reqwest::Client,
     bot_id: Option<String>,
+    anonymous_admins: AnonymousAdmins,
 }
+
+/// The user Telegram names as the author of an anonymous admin's message
+/// (@GroupAnonymousBot); `sender_chat` is then the group itself.
+const GROUP_ANONYMOUS_BOT: i64 = 1_087_968_824;
 
 impl Telegram {
     pub fn new(account: &Account, http: reqwest::Client) -> Self {
@@ -42,10 +57,15 @@ impl Telegram {
             .as_ref()
             .and_then(|t| t.expose().split_once(':'))
             .map(|(id, _)| id.to_string());
+        let anonymous_admins = match &account.settings {
+            PlatformSettings::Telegram { anonymous_admins } => *anonymous_admins,
+            _ => AnonymousAdmins::Coordinator,
+        };
         Self {
             account: account.clone(),
             http,
             bot_id,
+            anonymous_admins,
         }
     }
 
@@ -66,6 +86,22 @@ struct Update {
 struct Message {
     message_id: i64,
     from: Option<User>,
+    /// The chat a message was sent on behalf of: the group itself (an
+    /// anonymous admin) or a channel (its linked channel's automatic
+    /// forward, or a member posting as their channel).
+    sender_chat: Option<Chat>,
+    /// An anonymous admin's custom title.
+    author_signature: Option<String>,
+    /// A channel post copied into its linked discussion group by Telegram.
+    #[serde(default)]
+    is_automatic_forward: bool,
+    /// Where a forwarded message came from (Bot API 7.0+).
+    forward_origin: Option<serde_json::Value>,
+    /// Forum topic (or, outside forums, reply thread) of the message.
+    message_thread_id: Option<i64>,
+    /// True when `message_thread_id` is a forum topic.
+    #[serde(default)]
+    is_topic_message: bool,
     chat: Chat,
     date: i64,
     edit_date: Option<i64>,
@@ -96,6 +132,7 @@ struct Chat {
     id: i64,
     #[serde(rename = "type")]
     kind: String,
+    title: Option<String>,
 }
 
 /// An answer of the Bot API. `result` is a message for `sendMessage` and
@@ -136,12 +173,39 @@ impl Telegram {
                 reason: "no text (service message, sticker or media without caption)",
             });
         };
-        let Some(from) = m.from else {
+        if m.is_automatic_forward {
+            // The linked channel's own post, copied into its discussion
+            // group by Telegram: an announcement already published to the
+            // channel's readers, not a member's report.
             return Ok(Inbound::Ignored {
-                reason: "no sender (anonymous admin or channel)",
+                reason: "a linked channel's post (automatic forward)",
             });
+        }
+        let mut group_admin = false;
+        let (sender_id, name, is_bot) = match (&m.sender_chat, m.from) {
+            // An admin posting anonymously, as the group: Telegram does not
+            // say which one. One id for all of them in this group.
+            (Some(sc), _) if sc.id == m.chat.id => {
+                group_admin = self.anonymous_admins == AnonymousAdmins::Coordinator;
+                (
+                    format!("admin:{}", sc.id),
+                    m.author_signature.clone(),
+                    false,
+                )
+            }
+            // A member posting as their channel: named after the channel.
+            (Some(sc), _) => (format!("chat:{}", sc.id), sc.title.clone(), false),
+            (None, Some(from)) => (
+                from.id.to_string(),
+                Some(full_name(from.first_name, from.last_name)),
+                from.is_bot && from.id != GROUP_ANONYMOUS_BOT,
+            ),
+            (None, None) => {
+                return Ok(Inbound::Ignored {
+                    reason: "no sender",
+                });
+            }
         };
-        let name = full_name(from.first_name, from.last_name);
         let (reply_to, quoted) = match m.reply_to_message {
             Some(r) => {
                 let r = *r;
@@ -165,9 +229,9 @@ impl Telegram {
             chat,
             message_id: m.message_id.to_string(),
             sender: Sender {
-                id: from.id.to_string(),
-                name: Some(name),
-                is_bot: from.is_bot,
+                id: sender_id,
+                name,
+                is_bot,
             },
             text,
             reply_to,
@@ -178,6 +242,15 @@ impl Telegram {
                 None
             },
             quoted,
+            extra: Box::new(Extra {
+                topic: m
+                    .message_thread_id
+                    .filter(|_| m.is_topic_message)
+                    .map(|t| t.to_string()),
+                forwarded: m.forward_origin.is_some(),
+                group_admin,
+                sender_lid: None,
+            }),
         }))
     }
 
@@ -331,6 +404,11 @@ impl Platform for Telegram {
             "text": text,
             "link_preview_options": {"is_disabled": true},
         });
+        if let Some(t) = msg.topic.as_ref().and_then(|t| t.parse::<i64>().ok()) {
+            // A forum topic: without it the message lands in General (and
+            // is refused with TOPIC_CLOSED where General is closed).
+            body["message_thread_id"] = json!(t);
+        }
         if let Some(r) = msg.reply_to.as_ref().and_then(|r| r.parse::<i64>().ok()) {
             body["reply_parameters"] = json!({
                 "message_id": r,
@@ -412,6 +490,15 @@ mod tests {
         let acc = c.accounts.get(&AccountId::parse("bot").unwrap()).unwrap();
         Telegram::new(acc, reqwest::Client::new())
     }
+
+    const ANONYMOUS_ADMIN: &str =
+        include_str!("../../tests/fixtures/telegram/update-anonymous-admin.json");
+    const AUTOMATIC_FORWARD: &str =
+        include_str!("../../tests/fixtures/telegram/update-automatic-forward.json");
+    const FORWARDED: &str = include_str!("../../tests/fixtures/telegram/update-forwarded.json");
+    const FORUM: &str =
+        include_str!("../../tests/fixtures/telegram/update-forum-topic-message.json");
+    const PHOTO: &str = include_str!("../../tests/fixtures/telegram/update-photo-caption.json");
 
     const GROUP_MSG: &str = r#"{"update_id":10,"message":{"message_id":5,"from":{"id":111,"is_bot":false,"first_name":"Jan","last_name":"Peeters"},"chat":{"id":-1001234567890,"title":"Veulen","type":"supergroup"},"date":1700000000,"text":"Verdachte wagen","reply_to_message":{"message_id":4,"chat":{"id":-1001234567890,"type":"supergroup"},"date":1699999999}}}"#;
 
@@ -509,6 +596,80 @@ mod tests {
             t.parse_webhook(&HeaderMap::new(), join.as_bytes()).unwrap()[0],
             Inbound::Ignored { .. }
         ));
+    }
+
+    fn tg_with(extra: &str) -> Telegram {
+        let cfg = format!(
+            "[accounts.bot]\nplatform = \"telegram\"\ntoken = \"123456:ABCDEF\"\n{extra}\n\
+             [[groups]]\nid = \"a\"\nname = \"A\"\naccount = \"bot\"\nchat = \"-1001000000000\"\n"
+        );
+        let c = crate::config::Config::parse(&cfg, std::path::Path::new("t.toml")).unwrap();
+        let acc = c.accounts.get(&AccountId::parse("bot").unwrap()).unwrap();
+        Telegram::new(acc, reqwest::Client::new())
+    }
+
+    fn only(t: &Telegram, body: &str) -> Inbound {
+        let mut ev = t.parse_webhook(&HeaderMap::new(), body.as_bytes()).unwrap();
+        assert_eq!(ev.len(), 1);
+        ev.remove(0)
+    }
+
+    #[test]
+    fn an_anonymous_admin_is_one_of_the_groups_admins_not_a_bot() {
+        let Inbound::Message(m) = only(&tg(None), ANONYMOUS_ADMIN) else {
+            panic!()
+        };
+        assert!(!m.sender.is_bot);
+        assert!(m.extra.group_admin, "a coordinator by default");
+        assert_eq!(m.sender.id, "admin:-1001000000000");
+        // The custom title is the only name Telegram gives.
+        assert_eq!(m.sender.name.as_deref(), Some("Wijkagent"));
+        let members = tg_with("anonymous_admins = \"member\"");
+        let Inbound::Message(m) = only(&members, ANONYMOUS_ADMIN) else {
+            panic!()
+        };
+        assert!(!m.extra.group_admin);
+        assert!(!m.sender.is_bot);
+    }
+
+    #[test]
+    fn a_linked_channels_automatic_forward_is_ignored_and_a_forward_is_marked() {
+        assert!(matches!(
+            only(&tg(None), AUTOMATIC_FORWARD),
+            Inbound::Ignored { .. }
+        ));
+        let Inbound::Message(m) = only(&tg(None), FORWARDED) else {
+            panic!()
+        };
+        assert!(m.extra.forwarded);
+        // The member who forwarded it, never the first author.
+        assert_eq!(m.sender.id, "555");
+        assert_eq!(m.sender.name.as_deref(), Some("Jan Peeters"));
+    }
+
+    #[test]
+    fn a_forum_message_keeps_its_topic_and_a_reply_thread_is_no_topic() {
+        let Inbound::Message(m) = only(&tg(None), FORUM) else {
+            panic!()
+        };
+        assert_eq!(m.extra.topic.as_deref(), Some("7"));
+        // The topic's creation message is no message the member replied to.
+        let plain = GROUP_MSG.replace(
+            "\"message_id\":5,",
+            "\"message_id\":5,\"message_thread_id\":4,",
+        );
+        let Inbound::Message(m) = only(&tg(None), &plain) else {
+            panic!()
+        };
+        assert_eq!(m.extra.topic, None, "no is_topic_message: not a forum");
+    }
+
+    #[test]
+    fn a_photo_is_read_by_its_caption() {
+        let Inbound::Message(m) = only(&tg(None), PHOTO) else {
+            panic!()
+        };
+        assert!(m.text.starts_with("Deze wagen staat"), "{}", m.text);
     }
 
     #[test]

@@ -11,12 +11,15 @@
 //!
 //! Webhook: `{object: "whatsapp_business_account", entry[].changes[].value}`
 //! with `metadata.phone_number_id`, `contacts[].profile.name` and
-//! `messages[]` (`from`, `id`, `timestamp`, `type`, `text.body`, a media
+//! `messages[]` (`from`, or `from_user_id` (the business-scoped user id)
+//! for a member with a username whose number Meta withholds; `id`,
+//! `timestamp`, `type`, `text.body`, a media
 //! message's `caption`, `context.id` for a reply, `group_id` for a Groups
 //! API group); `statuses[]` (sent, delivered, read) are ignored. With a
 //! `webhook_secret` (the app secret), `X-Hub-Signature-256: sha256=<hex>`
 //! must be the HMAC-SHA256 of the raw body, checked in constant time before
-//! anything is parsed.
+//! anything is parsed. A message of a batch that cannot be read is skipped
+//! (and logged); the others are handled and the batch is answered 200.
 //!
 //! Sending: `POST {api_url}/{phone_number_id}/messages` with a Bearer token:
 //! `{messaging_product: "whatsapp", recipient_type, to, type: "text",
@@ -94,8 +97,11 @@ struct ChangeValue {
     metadata: Option<Metadata>,
     #[serde(default)]
     contacts: Vec<Contact>,
+    /// Read one by one: a message the relay cannot read is skipped, never
+    /// the whole notification (Meta would retry it, and disable a webhook
+    /// that keeps failing).
     #[serde(default)]
-    messages: Vec<CloudMessage>,
+    messages: Vec<Value>,
     #[serde(default)]
     statuses: Vec<Value>,
 }
@@ -107,7 +113,11 @@ struct Metadata {
 
 #[derive(Deserialize)]
 struct Contact {
+    /// The phone number; absent for a member with a username whose number
+    /// Meta does not share.
     wa_id: Option<String>,
+    /// The business-scoped user id (BSUID, `BE.1234...`).
+    user_id: Option<String>,
     profile: Option<Profile>,
 }
 
@@ -118,7 +128,11 @@ struct Profile {
 
 #[derive(Deserialize)]
 struct CloudMessage {
-    from: String,
+    /// The member's phone number; absent when they use a username.
+    from: Option<String>,
+    /// The member's business-scoped user id (always there since the
+    /// username rollout).
+    from_user_id: Option<String>,
     id: String,
     #[serde(default)]
     timestamp: Value,
@@ -172,11 +186,25 @@ impl WhatsappCloud {
                 reason: "no text (reaction, sticker, location, button, ...)",
             });
         };
-        let chat = m.group_id.as_deref().unwrap_or(&m.from);
+        // The number when Meta shares it (what admins write in the
+        // config), else the business-scoped user id.
+        let from = m
+            .from
+            .as_deref()
+            .or(m.from_user_id.as_deref())
+            .filter(|f| !f.trim().is_empty())
+            .ok_or_else(|| {
+                WebhookError::Malformed("message without `from` or `from_user_id`".into())
+            })?
+            .to_string();
+        let chat = m.group_id.as_deref().unwrap_or(&from);
         let chat = ChatId::parse(chat).map_err(WebhookError::Malformed)?;
         let name = contacts
             .iter()
-            .find(|c| c.wa_id.as_deref() == Some(m.from.as_str()))
+            .find(|c| {
+                (m.from.is_some() && c.wa_id == m.from)
+                    || (m.from_user_id.is_some() && c.user_id == m.from_user_id)
+            })
             .or(contacts.first())
             .and_then(|c| c.profile.as_ref()?.name.clone());
         Ok(Inbound::Message(InboundMessage {
@@ -185,7 +213,7 @@ impl WhatsappCloud {
             chat,
             message_id: m.id,
             sender: Sender {
-                id: m.from,
+                id: from,
                 name,
                 is_bot: false,
             },
@@ -194,6 +222,7 @@ impl WhatsappCloud {
             at_ms: whatsapp::unix_seconds(Some(&m.timestamp)).saturating_mul(1000),
             edit: None,
             quoted: None,
+            extra: Default::default(),
         }))
     }
 }
@@ -277,8 +306,21 @@ impl Platform for WhatsappCloud {
                 });
                 continue;
             }
-            for m in v.messages {
-                out.push(self.to_inbound(m, &v.contacts)?);
+            for raw in v.messages {
+                let parsed = serde_json::from_value::<CloudMessage>(raw)
+                    .map_err(|e| WebhookError::Malformed(format!("unreadable message: {e}")))
+                    .and_then(|m| self.to_inbound(m, &v.contacts));
+                match parsed {
+                    Ok(ev) => out.push(ev),
+                    Err(e) => {
+                        // One bad message loses only itself: the rest of
+                        // the batch is handled, and Meta gets its 200.
+                        tracing::warn!(account = %self.account.id, error = %e, "cloud api: message skipped");
+                        out.push(Inbound::Ignored {
+                            reason: "a message of the batch could not be read",
+                        });
+                    }
+                }
             }
             if !v.statuses.is_empty() {
                 out.push(Inbound::Ignored {
@@ -372,6 +414,8 @@ mod tests {
     const REPLY: &str = include_str!("../../tests/fixtures/whatsapp-cloud/message-reply.json");
     const GROUP: &str = include_str!("../../tests/fixtures/whatsapp-cloud/message-group.json");
     const STATUS: &str = include_str!("../../tests/fixtures/whatsapp-cloud/status-delivered.json");
+    const USERNAME_BATCH: &str =
+        include_str!("../../tests/fixtures/whatsapp-cloud/message-username-batch.json");
 
     fn cloud(secret: Option<&str>) -> WhatsappCloud {
         let cfg = format!(
@@ -421,6 +465,46 @@ mod tests {
         assert_eq!(m.sender.name.as_deref(), Some("Jan Peeters"));
         assert!(m.message_id.starts_with("wamid."));
         assert_eq!(m.at_ms, 1_764_300_000_000);
+    }
+
+    #[test]
+    fn a_member_with_a_username_is_named_by_their_business_scoped_id_and_the_batch_is_read_whole() {
+        let ev = cloud(None)
+            .parse_webhook(&HeaderMap::new(), USERNAME_BATCH.as_bytes())
+            .unwrap();
+        assert_eq!(ev.len(), 2, "{ev:?}");
+        let Inbound::Message(sofie) = &ev[0] else {
+            panic!("{ev:?}")
+        };
+        // No number: the business-scoped user id names her and her chat.
+        assert_eq!(sofie.sender.id, "BE.1834920561123456789");
+        assert_eq!(sofie.chat.as_str(), "BE.1834920561123456789");
+        assert_eq!(sofie.sender.name.as_deref(), Some("Sofie Claes"));
+        let Inbound::Message(jan) = &ev[1] else {
+            panic!("{ev:?}")
+        };
+        // With a number: the number, as admins write it in the config.
+        assert_eq!(jan.sender.id, "32475111111");
+        assert_eq!(jan.sender.name.as_deref(), Some("Jan Peeters"));
+    }
+
+    #[test]
+    fn one_unreadable_message_loses_only_itself() {
+        let mut v: Value = serde_json::from_str(USERNAME_BATCH).unwrap();
+        let msgs = v
+            .pointer_mut("/entry/0/changes/0/value/messages")
+            .and_then(Value::as_array_mut)
+            .unwrap();
+        // Neither `from` nor `from_user_id`, and one that is no object.
+        msgs[0].as_object_mut().unwrap().remove("from_user_id");
+        msgs.push(json!(42));
+        let ev = cloud(None)
+            .parse_webhook(&HeaderMap::new(), v.to_string().as_bytes())
+            .unwrap();
+        assert_eq!(ev.len(), 3, "{ev:?}");
+        assert!(matches!(ev[0], Inbound::Ignored { .. }));
+        assert!(matches!(&ev[1], Inbound::Message(m) if m.sender.id == "32475111111"));
+        assert!(matches!(ev[2], Inbound::Ignored { .. }));
     }
 
     #[test]
