@@ -57,6 +57,10 @@ struct FakeState {
     script: Vec<WaReply>,
     calls: Vec<WaCall>,
     next_id: u64,
+    /// WAHA's lid lookup: `@lid` → phone JID (`pn`), as the session knows it.
+    lids: std::collections::HashMap<String, String>,
+    /// Every lid lookup asked, in order.
+    lid_lookups: Vec<String>,
 }
 
 type Shared = Arc<Mutex<FakeState>>;
@@ -72,6 +76,7 @@ impl FakeWhatsapp {
         let state: Shared = Arc::new(Mutex::new(FakeState::default()));
         let app = axum::Router::new()
             .route("/api/sendText", post(waha_send))
+            .route("/api/{session}/lids/{lid}", axum::routing::get(waha_lid))
             .route("/message/sendText/{instance}", post(evolution_send))
             .route("/{phone}/messages", post(cloud_send))
             .with_state(state.clone());
@@ -92,6 +97,37 @@ impl FakeWhatsapp {
     pub fn delivered(&self) -> Vec<WaCall> {
         self.calls().into_iter().filter(|c| c.answered_ok).collect()
     }
+
+    /// WAHA's session knows that `lid` is `pn` (both JIDs).
+    pub fn know_lid(&self, lid: &str, pn: &str) {
+        self.state
+            .lock()
+            .expect("lock")
+            .lids
+            .insert(lid.to_string(), pn.to_string());
+    }
+
+    /// The lids WAHA was asked about.
+    pub fn lid_lookups(&self) -> Vec<String> {
+        self.state.lock().expect("lock").lid_lookups.clone()
+    }
+}
+
+/// WAHA's `GET /api/{session}/lids/{lid}`: `{lid, pn}`, `pn` null when the
+/// session does not know it (WAHA adds `@lid` to a bare number).
+async fn waha_lid(
+    State(state): State<Shared>,
+    AxPath((_session, lid)): AxPath<(String, String)>,
+) -> Response {
+    let lid = if lid.contains('@') {
+        lid
+    } else {
+        format!("{lid}@lid")
+    };
+    let mut s = state.lock().expect("lock");
+    s.lid_lookups.push(lid.clone());
+    let pn = s.lids.get(&lid).cloned();
+    Json(json!({"lid": lid, "pn": pn})).into_response()
 }
 
 fn record(

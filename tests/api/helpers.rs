@@ -278,6 +278,9 @@ struct FakeState {
     /// How the next edit and delete calls are answered; then Ok.
     change_script: Vec<Reply>,
     changes: Vec<Change>,
+    /// Forum groups whose General topic is closed: a send without
+    /// `message_thread_id` is refused there with TOPIC_CLOSED.
+    general_closed: std::collections::HashSet<i64>,
 }
 
 /// A fake Telegram Bot API: `POST /bot<token>/sendMessage`.
@@ -352,6 +355,12 @@ impl FakeTelegram {
     /// How many 429 answers the limits produced.
     pub fn too_many_requests(&self) -> u64 {
         self.state.lock().expect("lock").too_many
+    }
+
+    /// `chat` is a forum whose General topic is closed, as Telegram answers
+    /// for it: a message without `message_thread_id` gets 400 TOPIC_CLOSED.
+    pub fn close_general(&self, chat: i64) {
+        self.state.lock().expect("lock").general_closed.insert(chat);
     }
 
     /// The next edit and delete calls are answered in this order; then Ok.
@@ -488,6 +497,14 @@ async fn send_message(
                 reply = Reply::ServerError;
             }
         }
+    }
+    if matches!(reply, Reply::Ok)
+        && body.get("message_thread_id").is_none()
+        && body["chat_id"]
+            .as_i64()
+            .is_some_and(|c| s.general_closed.contains(&c))
+    {
+        reply = Reply::BadRequest("Bad Request: TOPIC_CLOSED");
     }
     if matches!(reply, Reply::Ok) && over_limits(&mut s, &chat, now) {
         s.too_many += 1;
