@@ -186,6 +186,21 @@ fn quoted_in(context_info: &Value) -> Option<String> {
     .map(str::to_string)
 }
 
+/// WhatsApp marks a forwarded message in its `contextInfo` (Evolution
+/// 2.2+ lifts that out to `data.contextInfo`).
+fn is_forwarded(m: &Value, context_info: &Value) -> bool {
+    let m = unwrap_message(m);
+    [
+        "/extendedTextMessage/contextInfo/isForwarded",
+        "/imageMessage/contextInfo/isForwarded",
+        "/videoMessage/contextInfo/isForwarded",
+    ]
+    .iter()
+    .filter_map(|p| m.pointer(p))
+    .chain(context_info.get("isForwarded"))
+    .any(|v| v.as_bool() == Some(true))
+}
+
 fn has_media(m: &Value) -> bool {
     let m = unwrap_message(m);
     [
@@ -290,6 +305,7 @@ impl Evolution {
             quoted,
             extra: Box::new(Extra {
                 sender_lid,
+                forwarded: is_forwarded(&u.message, &u.context_info),
                 ..Extra::default()
             }),
         }))
@@ -609,6 +625,21 @@ mod tests {
             e.parse_webhook(&h, CONVERSATION.as_bytes()),
             Err(WebhookError::Unauthorized)
         ));
+    }
+
+    #[test]
+    fn a_forwarded_message_is_marked_in_either_place() {
+        let (e, _d) = evo(None);
+        let mut v: Value = serde_json::from_str(FLATTENED).unwrap();
+        v["data"]["contextInfo"]["isForwarded"] = json!(true);
+        let Inbound::Message(m) = one(&e, &v.to_string()) else {
+            panic!()
+        };
+        assert!(m.extra.forwarded);
+        let Inbound::Message(m) = one(&e, REPLY) else {
+            panic!()
+        };
+        assert!(!m.extra.forwarded);
     }
 
     #[test]

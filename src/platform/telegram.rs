@@ -499,6 +499,8 @@ mod tests {
     const FORUM: &str =
         include_str!("../../tests/fixtures/telegram/update-forum-topic-message.json");
     const PHOTO: &str = include_str!("../../tests/fixtures/telegram/update-photo-caption.json");
+    const ALBUM_SECOND: &str =
+        include_str!("../../tests/fixtures/telegram/update-album-second-photo.json");
 
     const GROUP_MSG: &str = r#"{"update_id":10,"message":{"message_id":5,"from":{"id":111,"is_bot":false,"first_name":"Jan","last_name":"Peeters"},"chat":{"id":-1001234567890,"title":"Veulen","type":"supergroup"},"date":1700000000,"text":"Verdachte wagen","reply_to_message":{"message_id":4,"chat":{"id":-1001234567890,"type":"supergroup"},"date":1699999999}}}"#;
 
@@ -670,6 +672,14 @@ mod tests {
             panic!()
         };
         assert!(m.text.starts_with("Deze wagen staat"), "{}", m.text);
+    }
+
+    #[test]
+    fn an_albums_photo_without_caption_is_ignored() {
+        assert!(matches!(
+            only(&tg(None), ALBUM_SECOND),
+            Inbound::Ignored { .. }
+        ));
     }
 
     #[test]

@@ -266,6 +266,17 @@ impl Waha {
             quoted,
             extra: Box::new(Extra {
                 sender_lid,
+                // WEBJS says so in `isForwarded`; NOWEB (Baileys) and GOWS
+                // (whatsmeow) in the message's `contextInfo`.
+                forwarded: [
+                    "/isForwarded",
+                    "/message/extendedTextMessage/contextInfo/isForwarded",
+                    "/message/imageMessage/contextInfo/isForwarded",
+                    "/Message/extendedTextMessage/contextInfo/isForwarded",
+                    "/Message/imageMessage/contextInfo/isForwarded",
+                ]
+                .iter()
+                .any(|p| m.data.pointer(p).and_then(Value::as_bool) == Some(true)),
                 ..Extra::default()
             }),
         }))
@@ -634,6 +645,30 @@ mod tests {
             noweb.extra.sender_lid.as_deref(),
             Some("204567890123456@lid")
         );
+    }
+
+    #[test]
+    fn a_forwarded_message_is_marked_whatever_the_engine() {
+        let (w, _d) = waha(None);
+        let Inbound::Message(m) = one(&w, GROUP_MSG) else {
+            panic!()
+        };
+        assert!(!m.extra.forwarded);
+        // WEBJS: `_data.isForwarded`.
+        let webjs = GROUP_MSG.replace("\"isForwarded\": false", "\"isForwarded\": true");
+        let Inbound::Message(m) = one(&w, &webjs) else {
+            panic!()
+        };
+        assert!(m.extra.forwarded);
+        // NOWEB: the Baileys message's contextInfo.
+        let noweb = REPLY.replace(
+            "\"stanzaId\": \"3EB0C767D097B7C7C030\",",
+            "\"stanzaId\": \"3EB0C767D097B7C7C030\", \"isForwarded\": true,",
+        );
+        let Inbound::Message(m) = one(&w, &noweb) else {
+            panic!()
+        };
+        assert!(m.extra.forwarded);
     }
 
     #[test]

@@ -38,7 +38,7 @@ use serde_json::{Value, json};
 use super::whatsapp;
 use super::{Platform, SendError, WebhookError, secret_matches};
 use crate::config::{Account, ChatId, PlatformKind, PlatformSettings};
-use crate::message::{Inbound, InboundMessage, Outbound, Sender, Sent};
+use crate::message::{Extra, Inbound, InboundMessage, Outbound, Sender, Sent};
 
 pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
 /// The Cloud API's limit for `text.body`.
@@ -159,6 +159,9 @@ struct Caption {
 #[derive(Deserialize)]
 struct Context {
     id: Option<String>,
+    /// The member forwarded this message.
+    #[serde(default)]
+    forwarded: bool,
 }
 
 #[derive(Deserialize)]
@@ -218,11 +221,14 @@ impl WhatsappCloud {
                 is_bot: false,
             },
             text,
-            reply_to: m.context.and_then(|c| c.id),
+            reply_to: m.context.as_ref().and_then(|c| c.id.clone()),
             at_ms: whatsapp::unix_seconds(Some(&m.timestamp)).saturating_mul(1000),
             edit: None,
             quoted: None,
-            extra: Default::default(),
+            extra: Box::new(Extra {
+                forwarded: m.context.is_some_and(|c| c.forwarded),
+                ..Extra::default()
+            }),
         }))
     }
 }
@@ -486,6 +492,16 @@ mod tests {
         // With a number: the number, as admins write it in the config.
         assert_eq!(jan.sender.id, "32475111111");
         assert_eq!(jan.sender.name.as_deref(), Some("Jan Peeters"));
+    }
+
+    #[test]
+    fn a_forwarded_message_is_marked() {
+        let mut v: Value = serde_json::from_str(TEXT).unwrap();
+        v["entry"][0]["changes"][0]["value"]["messages"][0]["context"] = json!({"forwarded": true});
+        let ev = cloud(None)
+            .parse_webhook(&HeaderMap::new(), v.to_string().as_bytes())
+            .unwrap();
+        assert!(matches!(&ev[0], Inbound::Message(m) if m.extra.forwarded && m.reply_to.is_none()));
     }
 
     #[test]

@@ -447,3 +447,25 @@ async fn in_forums_copies_go_to_the_groups_topic_and_replies_stay_in_the_topic_t
         "nothing refused with TOPIC_CLOSED"
     );
 }
+
+#[tokio::test]
+async fn a_photos_caption_travels_and_the_rest_of_its_album_stays_home() {
+    let (app, fake) = setup("").await;
+    for name in [
+        "update-album-second-photo.json",
+        "update-photo-caption.json",
+    ] {
+        let r = app
+            .webhook("bot", Some(SECRET), tg_fixture(name).to_string())
+            .await;
+        assert_eq!(r.status(), 200, "{name}");
+    }
+    eventually(5, "three copies of the caption", || async {
+        fake.delivered().len() == 3
+    })
+    .await;
+    for b in fake.delivered() {
+        let t = b["text"].as_str().unwrap();
+        assert!(t.starts_with("[Veulen] Marc: Deze wagen staat"), "{t}");
+    }
+}
