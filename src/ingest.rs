@@ -12,8 +12,8 @@ use std::collections::HashMap;
 
 use tracing::{debug, error, info, warn};
 
-use crate::config::{ChatId, Config, Group, GroupId};
-use crate::message::{Inbound, InboundMessage, Op, Outbound, OutboundKind, link_key};
+use crate::config::{ChatId, Config, Group, GroupId, MediaPolicy};
+use crate::message::{Inbound, InboundMessage, MediaRef, Op, Outbound, OutboundKind, link_key};
 use crate::relay::{self, Action, Decision};
 use crate::runtime::Runtime;
 use crate::startup::AppState;
@@ -135,6 +135,7 @@ impl Out<'_> {
             op,
             // Copies (and what replies to them) go to the group's topic.
             topic: g.topic.clone(),
+            media: None,
         })
     }
 }
@@ -146,6 +147,18 @@ fn in_topic(msg: Option<Outbound>, topic: Option<&String>) -> Option<Outbound> {
         m.topic = topic.cloned();
         m
     })
+}
+
+/// The photo a held copy of thread `origin` for `group` carries, if any.
+fn held_media(known: &relay::Known, origin: &str, group: &GroupId) -> Option<MediaRef> {
+    [&known.replied, &known.edited, &known.senders_hold]
+        .into_iter()
+        .flatten()
+        .filter(|t| t.alert.origin == origin)
+        .filter_map(|t| t.held.as_ref())
+        .flat_map(|h| h.outbox.iter())
+        .find(|o| o.group == *group && o.media.is_some())
+        .and_then(|o| o.media.clone())
 }
 
 /// The forum topic of an alert thread's original, when the store knows it.
@@ -420,14 +433,17 @@ fn write_for(
         copies
             .iter()
             .filter_map(|(g, text)| {
-                out.to(
+                let mut o = out.to(
                     g,
                     text.clone(),
                     OutboundKind::Forward,
                     Some(thread.to_string()),
                     None,
                     Op::Send,
-                )
+                )?;
+                // New texts for held copies keep the photo they carried.
+                o.media = held_media(known, thread, g);
+                Some(o)
             })
             .collect()
     };
@@ -612,6 +628,26 @@ fn write_for(
                 until_ms: *until_ms,
                 change: HoldChange::Append(waiting),
             });
+        }
+    }
+    if let (MediaPolicy::Forward, Some(media)) = (cfg.relay.media, &m.extra.media) {
+        // The alert's own copies carry its photo; the note is what stands
+        // in for it where it cannot travel.
+        let media = MediaRef {
+            note: relay::photo_note(cfg, group),
+            ..media.clone()
+        };
+        let origin = m.message_ref();
+        let attach = |msgs: &mut Vec<Outbound>| {
+            for o in msgs.iter_mut().filter(|o| {
+                o.kind == OutboundKind::Forward && o.thread.as_deref() == Some(origin.as_str())
+            }) {
+                o.media = Some(media.clone());
+            }
+        };
+        attach(&mut w.outbox);
+        if let Some(h) = &mut w.held {
+            attach(&mut h.outbox);
         }
     }
     if let Some(thread) = &fx.thread {

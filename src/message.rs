@@ -64,6 +64,44 @@ pub struct Extra {
     /// (the gateway gave both), so the relay learns the pair.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sender_lid: Option<String>,
+    /// The photo posted with the message (its text is the caption), as its
+    /// platform finds it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<MediaRef>,
+}
+
+/// A photo of an inbound message, as the platform that delivered it finds
+/// it again: what an outbox entry keeps (never the bytes), so a copy with a
+/// photo is as durable, and retried the same way, as a text.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaRef {
+    /// The account whose platform fetches it (whose webhook delivered it).
+    pub account: AccountId,
+    pub platform: PlatformKind,
+    /// Telegram: the `file_id`; WAHA: the file's path on the gateway
+    /// (`/api/files/...`); Evolution: the message key, as JSON; Cloud API:
+    /// the media id.
+    pub handle: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mimetype: Option<String>,
+    /// In bytes, when the platform says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Telegram: the bot that received it (a `file_id` is valid only for
+    /// that bot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bot: Option<String>,
+    /// Posted under the text instead when the photo cannot travel (too
+    /// large, gone, a platform without photos).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+}
+
+/// A photo's bytes, fetched from the platform that delivered it.
+#[derive(Clone, Debug)]
+pub struct MediaFile {
+    pub bytes: Vec<u8>,
+    pub mimetype: String,
 }
 
 impl Extra {
@@ -209,6 +247,10 @@ pub struct Outbound {
     /// Telegram: the forum topic (`message_thread_id`) to post in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic: Option<String>,
+    /// A photo to post with `text` as its caption (`relay.media =
+    /// "forward"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<MediaRef>,
 }
 
 fn is_send(op: &Op) -> bool {
@@ -235,6 +277,7 @@ impl Outbound {
             thread: None,
             op: Op::Send,
             topic: None,
+            media: None,
         }
     }
 }

@@ -35,7 +35,7 @@ use serde::Serialize;
 
 pub use commands::{CommandKind, parse_command};
 
-use crate::config::{Attribution, Config, Group, GroupId, Unconfirmed};
+use crate::config::{Attribution, Config, Group, GroupId, MediaPolicy, Unconfirmed};
 use crate::message::InboundMessage;
 use crate::protocol::Classification;
 use crate::routing;
@@ -527,12 +527,31 @@ pub fn forward_text(
     } else {
         &msg.text
     };
-    copy_text(
+    let mut out = copy_text(cfg, origin, attribution(cfg, msg).as_deref(), body, false);
+    // A photo that does not travel is announced, before the note that ends
+    // an unconfirmed copy (a confirmation strips that note off the end).
+    if msg.extra.media.is_some() && cfg.relay.media == MediaPolicy::Caption {
+        let note = photo_note(cfg, origin);
+        if !note.is_empty() {
+            out.push('\n');
+            out.push_str(&note);
+        }
+    }
+    if unconfirmed && !cfg.texts_for(origin).unconfirmed_note.is_empty() {
+        out.push('\n');
+        out.push_str(&unconfirmed_note(cfg, origin));
+    }
+    out
+}
+
+/// The line that says a photo was posted with the alert in `origin`.
+pub fn photo_note(cfg: &Config, origin: &Group) -> String {
+    fill(
+        &cfg.texts_for(origin).photo_note,
         cfg,
-        origin,
-        attribution(cfg, msg).as_deref(),
-        body,
-        unconfirmed,
+        &origin.name,
+        None,
+        "",
     )
 }
 

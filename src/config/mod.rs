@@ -245,6 +245,23 @@ pub struct RelayPolicy {
     /// group, or copied by hand) joins the first report's thread instead
     /// of fanning out again. Zero: never merged.
     pub merge_window: Duration,
+    /// What travels of an alert's photo.
+    pub media: MediaPolicy,
+    /// A photo larger than this travels as its caption (with the note).
+    pub media_max_bytes: u64,
+    /// Fetching and posting one photo may take this long (instead of
+    /// `delivery.send_timeout`).
+    pub media_timeout: Duration,
+}
+
+/// What travels of a photo posted with an alert.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MediaPolicy {
+    /// Its caption, and a note that a photo was posted in the village of
+    /// origin (default).
+    Caption,
+    /// The photo itself, with the copy's text as its caption.
+    Forward,
 }
 
 #[derive(Clone, Debug)]
@@ -395,6 +412,7 @@ texts!(
     corrected,
     retracted,
     also_reported,
+    photo_note,
     command_retract,
     command_forward,
     command_status,
@@ -913,6 +931,32 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
         mask_phone_numbers: raw.relay.mask_phone_numbers.unwrap_or(true),
         retention: dur(cx, &raw.relay.retention, "30d", "relay.retention"),
         merge_window: dur(cx, &raw.relay.merge_window, "2h", "relay.merge_window"),
+        media: match raw.relay.media.as_ref() {
+            None => MediaPolicy::Caption,
+            Some(s) => match s.get_ref().as_str() {
+                "caption" => MediaPolicy::Caption,
+                "forward" => MediaPolicy::Forward,
+                other => {
+                    cx.err(
+                        s.span(),
+                        format!("relay.media `{other}` must be \"caption\" or \"forward\""),
+                    );
+                    MediaPolicy::Caption
+                }
+            },
+        },
+        media_max_bytes: match raw.relay.media_max_bytes.as_ref() {
+            None => 5_000_000,
+            Some(n) if (1..=50_000_000).contains(n.get_ref()) => *n.get_ref() as u64,
+            Some(n) => {
+                cx.err(
+                    n.span(),
+                    "relay.media_max_bytes must be between 1 and 50000000 (WhatsApp takes images up to 5 MB, Telegram photos up to 10 MB)",
+                );
+                5_000_000
+            }
+        },
+        media_timeout: dur(cx, &raw.relay.media_timeout, "60s", "relay.media_timeout"),
     };
     let delivery = DeliveryPolicy {
         send_timeout: dur(

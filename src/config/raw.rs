@@ -58,6 +58,12 @@ pub struct RawRelay {
     pub retention: Option<Spanned<String>>,
     /// The same incident reported again within this window is one thread.
     pub merge_window: Option<Spanned<String>>,
+    /// What travels of an alert's photo: "caption" or "forward".
+    pub media: Option<Spanned<String>>,
+    /// A photo larger than this travels as its caption (with the note).
+    pub media_max_bytes: Option<Spanned<i64>>,
+    /// How long fetching and posting one photo may take.
+    pub media_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -180,6 +186,7 @@ pub struct RawTexts {
     pub corrected: Option<Spanned<String>>,
     pub retracted: Option<Spanned<String>>,
     pub also_reported: Option<Spanned<String>>,
+    pub photo_note: Option<Spanned<String>>,
     pub command_retract: Option<Spanned<String>>,
     pub command_forward: Option<Spanned<String>>,
     pub command_status: Option<Spanned<String>>,

@@ -102,6 +102,7 @@ mod tests {
                 thread: None,
                 op: Default::default(),
                 topic: None,
+                media: None,
             },
             created_ms: 0,
             attempts: 0,

@@ -40,7 +40,9 @@ use serde_json::{Value, json};
 use super::whatsapp::{self, canonical_jid};
 use super::{Platform, SendError, WebhookError, secret_matches};
 use crate::config::{Account, ChatId, PlatformKind, PlatformSettings};
-use crate::message::{Extra, Inbound, InboundMessage, Outbound, Quoted, Sender, Sent};
+use crate::message::{
+    Extra, Inbound, InboundMessage, MediaFile, MediaRef, Outbound, Quoted, Sender, Sent,
+};
 use crate::store::Store;
 
 pub const APIKEY_HEADER: &str = "apikey";
@@ -288,6 +290,7 @@ impl Evolution {
         } else {
             chat.as_str().to_string()
         };
+        let photo = self.photo_of(&u.message, &u.key);
         Ok(Inbound::Message(InboundMessage {
             account: self.account.id.clone(),
             platform: PlatformKind::Evolution,
@@ -305,10 +308,38 @@ impl Evolution {
             quoted,
             extra: Box::new(Extra {
                 sender_lid,
+                media: photo,
                 forwarded: is_forwarded(&u.message, &u.context_info),
                 ..Extra::default()
             }),
         }))
+    }
+
+    /// The photo of a message (an `imageMessage`, also inside the usual
+    /// wrappers), kept by the message's key: Evolution finds the message in
+    /// its store by it when asked for the file.
+    fn photo_of(&self, message: &Value, key: &Key) -> Option<MediaRef> {
+        let img = unwrap_message(message).get("imageMessage")?;
+        let handle = json!({
+            "id": key.id,
+            "remoteJid": key.remote_jid,
+            "fromMe": key.from_me,
+            "participant": key.participant,
+        });
+        Some(MediaRef {
+            account: self.account.id.clone(),
+            platform: PlatformKind::Evolution,
+            handle: handle.to_string(),
+            mimetype: img
+                .get("mimetype")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            size: img
+                .get("fileLength")
+                .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok())),
+            bot: None,
+            note: String::new(),
+        })
     }
 
     /// Evolution's `number`: a group's full JID, a member's bare number.
@@ -393,31 +424,127 @@ impl Platform for Evolution {
         Ok(out)
     }
 
+    /// `POST /chat/getBase64FromMediaMessage/{instance}` with the message's
+    /// key: Evolution finds the message in its store and downloads it.
+    async fn fetch_media(&self, media: &MediaRef, max_bytes: u64) -> Result<MediaFile, SendError> {
+        use base64::Engine;
+        let key: Value = serde_json::from_str(&media.handle)
+            .map_err(|_| SendError::Permanent("evolution: not a message key".into()))?;
+        if media.platform != PlatformKind::Evolution {
+            return Err(SendError::Permanent(
+                "evolution: not an Evolution message".into(),
+            ));
+        }
+        let body = json!({ "message": { "key": key }, "convertToMp4": false });
+        let v = self
+            .request(
+                &format!("chat/getBase64FromMediaMessage/{}", self.instance),
+                &body,
+            )
+            .await?;
+        let Some(b64) = v.get("base64").and_then(Value::as_str) else {
+            return Err(SendError::Permanent(
+                "evolution: no base64 in the answer".into(),
+            ));
+        };
+        // The encoded size tells before decoding: 4 characters per 3 bytes.
+        if (b64.len() as u64) / 4 * 3 > max_bytes + 3 {
+            return Err(SendError::Permanent(format!(
+                "evolution: photo larger than {max_bytes} bytes"
+            )));
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .map_err(|_| SendError::Permanent("evolution: unreadable base64".into()))?;
+        if bytes.is_empty() || bytes.len() as u64 > max_bytes {
+            return Err(SendError::Permanent(format!(
+                "evolution: photo empty or larger than {max_bytes} bytes"
+            )));
+        }
+        let mimetype = v
+            .get("mimetype")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| media.mimetype.clone())
+            .unwrap_or_else(|| "image/jpeg".into());
+        Ok(MediaFile { bytes, mimetype })
+    }
+
+    /// `POST /message/sendMedia/{instance}`: the photo as base64, the text
+    /// as its caption.
+    async fn send_photo(
+        &self,
+        msg: &Outbound,
+        _media: &MediaRef,
+        file: Option<&MediaFile>,
+    ) -> Result<Sent, SendError> {
+        use base64::Engine;
+        let Some(file) = file else {
+            return Err(SendError::Permanent(
+                "evolution: a photo needs its file".into(),
+            ));
+        };
+        let caption: String = msg.text.chars().take(MAX_TEXT_CHARS).collect();
+        let body = json!({
+            "number": Self::number(&msg.chat),
+            "mediatype": "image",
+            "mimetype": file.mimetype,
+            "caption": caption,
+            "media": base64::engine::general_purpose::STANDARD.encode(&file.bytes),
+            "fileName": "photo.jpg",
+        });
+        self.post("sendMedia", msg, &caption, body).await
+    }
+
     async fn send(&self, msg: &Outbound) -> Result<Sent, SendError> {
         let text: String = msg.text.chars().take(MAX_TEXT_CHARS).collect();
+        let body = json!({
+            "number": Self::number(&msg.chat),
+            "text": text,
+        });
+        self.post("sendText", msg, &text, body).await
+    }
+}
+
+impl Evolution {
+    /// Posts `body` to `/message/{method}/{instance}` after marking `text`
+    /// as our own copy in the chat; a reply quotes `msg.reply_to`.
+    async fn post(
+        &self,
+        method: &str,
+        msg: &Outbound,
+        text: &str,
+        mut body: Value,
+    ) -> Result<Sent, SendError> {
         whatsapp::remember_own_copy(
             self.store.as_ref(),
             PlatformKind::Evolution,
             &msg.chat,
-            &text,
+            text,
         )
         .await?;
-        let mut body = json!({
-            "number": Self::number(&msg.chat),
-            "text": text,
-        });
         if let Some(r) = &msg.reply_to {
             // Evolution finds the quoted message by its id in its own store.
             let id = whatsapp::message_key(PlatformKind::Waha, r);
             body["quoted"] = json!({ "key": { "id": id } });
         }
+        let v = self
+            .request(&format!("message/{method}/{}", self.instance), &body)
+            .await?;
+        let id = v
+            .pointer("/key/id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        Ok(Sent { message_id: id })
+    }
+
+    /// POSTs `body` to `{api_url}/{path}` with the apikey; the answer's JSON.
+    async fn request(&self, path: &str, body: &Value) -> Result<Value, SendError> {
         let mut req = self
             .http
-            .post(format!(
-                "{}/message/sendText/{}",
-                self.account.api_url, self.instance
-            ))
-            .json(&body);
+            .post(format!("{}/{path}", self.account.api_url))
+            .json(body);
         if let Some(t) = &self.account.token {
             req = req.header(APIKEY_HEADER, t.expose());
         }
@@ -434,13 +561,7 @@ impl Platform for Evolution {
         if !status.is_success() {
             return Err(whatsapp::gateway_error("evolution", status, retry, &bytes));
         }
-        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        let id = v
-            .pointer("/key/id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        Ok(Sent { message_id: id })
+        Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 }
 
@@ -527,6 +648,10 @@ mod tests {
         assert!(m.text.contains("nummerplaat"), "{}", m.text);
         // A `@lid` member is named by the phone JID Evolution gives beside it.
         assert_eq!(m.sender.id, "32475333333@c.us");
+        // The photo, kept by the message's key and found in the wrapper.
+        let media = m.extra.media.as_ref().expect("the photo");
+        assert!(media.handle.contains("3A7C2F9E1B5D8A4C6E0F"));
+        assert_eq!(media.size, Some(187_342));
     }
 
     #[test]

@@ -31,7 +31,9 @@ use serde_json::json;
 
 use super::{ChangeError, Platform, SendError, WebhookError, secret_matches};
 use crate::config::{Account, AnonymousAdmins, ChatId, PlatformKind, PlatformSettings, Secret};
-use crate::message::{Extra, Inbound, InboundMessage, Outbound, Quoted, Sender, Sent};
+use crate::message::{
+    Extra, Inbound, InboundMessage, MediaFile, MediaRef, Outbound, Quoted, Sender, Sent,
+};
 
 pub const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
 /// Telegram's limit is 4096 UTF-16 units; stay safely below.
@@ -107,6 +109,8 @@ struct Message {
     edit_date: Option<i64>,
     text: Option<String>,
     caption: Option<String>,
+    /// A photo in several sizes, the largest last.
+    photo: Option<Vec<PhotoSize>>,
     reply_to_message: Option<Box<ReplyTo>>,
     migrate_to_chat_id: Option<i64>,
 }
@@ -117,6 +121,12 @@ struct ReplyTo {
     from: Option<User>,
     text: Option<String>,
     caption: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PhotoSize {
+    file_id: String,
+    file_size: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -168,6 +178,20 @@ impl Telegram {
                 to,
             });
         }
+        let photo = m
+            .photo
+            .as_ref()
+            .and_then(|sizes| sizes.last())
+            .map(|p| MediaRef {
+                account: self.account.id.clone(),
+                platform: PlatformKind::Telegram,
+                handle: p.file_id.clone(),
+                // Telegram re-encodes every photo as JPEG.
+                mimetype: Some("image/jpeg".into()),
+                size: p.file_size,
+                bot: self.bot_id.clone(),
+                note: String::new(),
+            });
         let Some(text) = m.text.or(m.caption) else {
             return Ok(Inbound::Ignored {
                 reason: "no text (service message, sticker or media without caption)",
@@ -250,6 +274,7 @@ impl Telegram {
                 forwarded: m.forward_origin.is_some(),
                 group_admin,
                 sender_lid: None,
+                media: photo,
             }),
         }))
     }
@@ -262,16 +287,33 @@ impl Telegram {
         chat: &ChatId,
         group: &str,
     ) -> Result<serde_json::Value, ApiFailure> {
+        self.call_with(method, Body::Json(body), Some(chat), group)
+            .await
+    }
+
+    /// Calls one Bot API method with a JSON or multipart body; `chat` and
+    /// `group` name the chat a migration error is about.
+    async fn call_with(
+        &self,
+        method: &str,
+        body: Body<'_>,
+        chat: Option<&ChatId>,
+        group: &str,
+    ) -> Result<serde_json::Value, ApiFailure> {
         let Some(token) = self.token() else {
             return Err(ApiFailure::Send(SendError::Permanent(
                 "account has no token".into(),
             )));
         };
         let url = format!("{}/bot{}/{method}", self.account.api_url, token.expose());
-        let resp = self
-            .http
-            .post(url)
-            .json(body)
+        let req = self.http.post(url);
+        let req = match body {
+            Body::Json(v) => req.json(v),
+            Body::Multipart(content_type, bytes) => req
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(bytes),
+        };
+        let resp = req
             .send()
             .await
             // The URL holds the token: never let it reach an error message.
@@ -298,7 +340,9 @@ impl Telegram {
                         Duration::from_secs(secs),
                     )));
                 }
-                if let Some(to) = params.as_ref().and_then(|p| p.migrate_to_chat_id) {
+                if let (Some(to), Some(chat)) =
+                    (params.as_ref().and_then(|p| p.migrate_to_chat_id), chat)
+                {
                     tracing::error!(
                         account = %self.account.id,
                         chat = %chat,
@@ -335,6 +379,16 @@ impl Telegram {
         Ok(json!({ "chat_id": chat_json(chat), "message_id": id }))
     }
 }
+
+/// The body of a Bot API call.
+enum Body<'a> {
+    Json(&'a serde_json::Value),
+    /// Content type (with its boundary) and bytes.
+    Multipart(String, Vec<u8>),
+}
+
+/// Telegram's limit for a photo's caption.
+const MAX_CAPTION_CHARS: usize = 1024;
 
 /// A failed Bot API call: a send error as the workers know it, or a 4xx
 /// refusal with Telegram's code and description (which edit and delete
@@ -397,6 +451,118 @@ impl Platform for Telegram {
         Ok(out)
     }
 
+    fn knows_media(&self, media: &MediaRef) -> bool {
+        media.platform == PlatformKind::Telegram && media.bot.is_some() && media.bot == self.bot_id
+    }
+
+    /// `getFile`, then the file from `{api_url}/file/bot{token}/{path}`.
+    async fn fetch_media(&self, media: &MediaRef, max_bytes: u64) -> Result<MediaFile, SendError> {
+        if !self.knows_media(media) {
+            return Err(SendError::Permanent(
+                "telegram: a file of another bot".into(),
+            ));
+        }
+        let body = json!({ "file_id": media.handle });
+        let file = match self.call_with("getFile", Body::Json(&body), None, "").await {
+            Ok(f) => f,
+            Err(ApiFailure::Send(e)) => return Err(e),
+            Err(ApiFailure::Refused(code, desc)) => {
+                return Err(SendError::Permanent(format!("telegram {code}: {desc}")));
+            }
+        };
+        if file
+            .get("file_size")
+            .and_then(serde_json::Value::as_u64)
+            .is_some_and(|n| n > max_bytes)
+        {
+            return Err(SendError::Permanent(format!(
+                "telegram: photo larger than {max_bytes} bytes"
+            )));
+        }
+        let Some(path) = file.get("file_path").and_then(serde_json::Value::as_str) else {
+            return Err(SendError::Permanent(
+                "telegram: getFile gave no file_path".into(),
+            ));
+        };
+        let Some(token) = self.token() else {
+            return Err(SendError::Permanent("account has no token".into()));
+        };
+        let url = format!("{}/file/bot{}/{path}", self.account.api_url, token.expose());
+        let bytes = super::download(self.http.get(url), max_bytes, "telegram file").await?;
+        Ok(MediaFile {
+            bytes,
+            mimetype: media
+                .mimetype
+                .clone()
+                .unwrap_or_else(|| "image/jpeg".into()),
+        })
+    }
+
+    /// `sendPhoto`: by `file_id` when this bot knows it, else uploaded.
+    async fn send_photo(
+        &self,
+        msg: &Outbound,
+        media: &MediaRef,
+        file: Option<&MediaFile>,
+    ) -> Result<Sent, SendError> {
+        let caption = super::caption(&msg.text, MAX_CAPTION_CHARS);
+        let reply = msg
+            .reply_to
+            .as_ref()
+            .and_then(|r| r.parse::<i64>().ok())
+            .map(|r| json!({"message_id": r, "allow_sending_without_reply": true}));
+        let topic = msg.topic.as_ref().and_then(|t| t.parse::<i64>().ok());
+        let json_body;
+        let body = match file {
+            None => {
+                let mut b = json!({
+                    "chat_id": chat_json(&msg.chat),
+                    "photo": media.handle,
+                    "caption": caption,
+                });
+                if let Some(t) = topic {
+                    b["message_thread_id"] = json!(t);
+                }
+                if let Some(r) = &reply {
+                    b["reply_parameters"] = r.clone();
+                }
+                json_body = b;
+                Body::Json(&json_body)
+            }
+            Some(f) => {
+                let mut fields = vec![
+                    ("chat_id", msg.chat.as_str().to_string()),
+                    ("caption", caption),
+                ];
+                if let Some(t) = topic {
+                    fields.push(("message_thread_id", t.to_string()));
+                }
+                if let Some(r) = &reply {
+                    fields.push(("reply_parameters", r.to_string()));
+                }
+                let (content_type, bytes) = super::multipart(&fields, ("photo", "photo.jpg", f));
+                Body::Multipart(content_type, bytes)
+            }
+        };
+        match self
+            .call_with("sendPhoto", body, Some(&msg.chat), msg.group.as_str())
+            .await
+        {
+            Ok(result) => match result.get("message_id").and_then(|v| v.as_i64()) {
+                Some(id) => Ok(Sent {
+                    message_id: id.to_string(),
+                }),
+                None => Err(SendError::Transient(
+                    "telegram: answer without a message_id".into(),
+                )),
+            },
+            Err(ApiFailure::Send(e)) => Err(e),
+            Err(ApiFailure::Refused(code, desc)) => {
+                Err(SendError::Permanent(format!("telegram {code}: {desc}")))
+            }
+        }
+    }
+
     async fn send(&self, msg: &Outbound) -> Result<Sent, SendError> {
         let text: String = msg.text.chars().take(MAX_TEXT_CHARS).collect();
         let mut body = json!({
@@ -446,6 +612,23 @@ impl Platform for Telegram {
             Err(ApiFailure::Send(e)) => Err(e.into()),
             // The same text again (an edit that changed nothing the copy shows).
             Err(ApiFailure::Refused(_, d)) if d.contains("not modified") => Ok(()),
+            // A copy posted as a photo: its text is the caption.
+            Err(ApiFailure::Refused(400, d)) if d.contains("no text in the message") => {
+                let mut body = Self::message_body(&msg.chat, message_id)?;
+                body["caption"] = json!(super::caption(&msg.text, MAX_CAPTION_CHARS));
+                match self
+                    .call("editMessageCaption", &body, &msg.chat, msg.group.as_str())
+                    .await
+                {
+                    Ok(_) => Ok(()),
+                    Err(ApiFailure::Send(e)) => Err(e.into()),
+                    Err(ApiFailure::Refused(_, d)) if d.contains("not modified") => Ok(()),
+                    Err(ApiFailure::Refused(400, _)) => Err(ChangeError::NotSupported),
+                    Err(ApiFailure::Refused(code, desc)) => Err(ChangeError::Failed(
+                        SendError::Permanent(format!("telegram {code}: {desc}")),
+                    )),
+                }
+            }
             // "message can't be edited", "message to edit not found": reply instead.
             Err(ApiFailure::Refused(400, _)) => Err(ChangeError::NotSupported),
             Err(ApiFailure::Refused(code, desc)) => Err(ChangeError::Failed(SendError::Permanent(
@@ -672,6 +855,11 @@ mod tests {
             panic!()
         };
         assert!(m.text.starts_with("Deze wagen staat"), "{}", m.text);
+        // The largest size, known to this bot.
+        let media = m.extra.media.as_ref().expect("the photo");
+        assert_eq!(media.handle, "AgACAgQAAxkBAAIBQ2dXk3s0c2FtcGxlX2xhcmdlAAI");
+        assert_eq!(media.size, Some(98342));
+        assert_eq!(media.bot.as_deref(), Some("123456"));
     }
 
     #[test]

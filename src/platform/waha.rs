@@ -35,7 +35,9 @@ use serde_json::{Value, json};
 use super::whatsapp::{self, canonical_jid};
 use super::{Platform, SendError, WebhookError};
 use crate::config::{Account, ChatId, PlatformKind, PlatformSettings};
-use crate::message::{Extra, Inbound, InboundMessage, Outbound, Quoted, Sender, Sent};
+use crate::message::{
+    Extra, Inbound, InboundMessage, MediaFile, MediaRef, Outbound, Quoted, Sender, Sent,
+};
 use crate::store::Store;
 
 pub const HMAC_HEADER: &str = "x-webhook-hmac";
@@ -98,9 +100,18 @@ struct Message {
     body: Option<String>,
     #[serde(default)]
     has_media: bool,
+    /// Where WAHA keeps the file it downloaded (with WAHA's media download
+    /// on): `{url, mimetype}`.
+    media: Option<WahaMedia>,
     reply_to: Option<ReplyTo>,
     #[serde(rename = "_data", default)]
     data: Value,
+}
+
+#[derive(Deserialize)]
+struct WahaMedia {
+    url: Option<String>,
+    mimetype: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -174,6 +185,30 @@ impl Waha {
             });
         }
         let chat = ChatId::parse(&chat).map_err(WebhookError::Malformed)?;
+        // A photo WAHA downloaded: kept by its path on the gateway, which is
+        // fetched from `api_url` (WAHA's own base URL may name another host).
+        let photo = m
+            .media
+            .as_ref()
+            .filter(|_| m.has_media)
+            .filter(|md| {
+                md.mimetype
+                    .as_deref()
+                    .is_some_and(|t| t.starts_with("image/"))
+            })
+            .and_then(|md| {
+                let url = md.url.as_deref()?;
+                let path = &url[url.find("/api/files/")?..];
+                Some(MediaRef {
+                    account: self.account.id.clone(),
+                    platform: PlatformKind::Waha,
+                    handle: path.to_string(),
+                    mimetype: md.mimetype.clone(),
+                    size: None,
+                    bot: None,
+                    note: String::new(),
+                })
+            });
         let Some(text) = m.body.filter(|b| !b.trim().is_empty()) else {
             return Ok(Inbound::Ignored {
                 reason: if m.has_media {
@@ -266,6 +301,7 @@ impl Waha {
             quoted,
             extra: Box::new(Extra {
                 sender_lid,
+                media: photo,
                 // WEBJS says so in `isForwarded`; NOWEB (Baileys) and GOWS
                 // (whatsmeow) in the message's `contextInfo`.
                 forwarded: [
@@ -365,22 +401,82 @@ impl Platform for Waha {
         pn.ends_with("@c.us").then_some(pn)
     }
 
+    /// The file WAHA keeps under `handle` (`/api/files/...`), with the API key.
+    async fn fetch_media(&self, media: &MediaRef, max_bytes: u64) -> Result<MediaFile, SendError> {
+        if media.platform != PlatformKind::Waha || !media.handle.starts_with("/api/files/") {
+            return Err(SendError::Permanent("waha: not a WAHA file".into()));
+        }
+        let mut req = self
+            .http
+            .get(format!("{}{}", self.account.api_url, media.handle));
+        if let Some(t) = &self.account.token {
+            req = req.header("X-Api-Key", t.expose());
+        }
+        let bytes = super::download(req, max_bytes, "waha file").await?;
+        Ok(MediaFile {
+            bytes,
+            mimetype: media
+                .mimetype
+                .clone()
+                .unwrap_or_else(|| "image/jpeg".into()),
+        })
+    }
+
+    /// `POST /api/sendImage` with the file as base64 and the text as caption.
+    async fn send_photo(
+        &self,
+        msg: &Outbound,
+        _media: &MediaRef,
+        file: Option<&MediaFile>,
+    ) -> Result<Sent, SendError> {
+        use base64::Engine;
+        let Some(file) = file else {
+            return Err(SendError::Permanent("waha: a photo needs its file".into()));
+        };
+        let caption: String = msg.text.chars().take(MAX_TEXT_CHARS).collect();
+        let body = json!({
+            "session": self.session,
+            "chatId": msg.chat.as_str(),
+            "file": {
+                "mimetype": file.mimetype,
+                "filename": "photo.jpg",
+                "data": base64::engine::general_purpose::STANDARD.encode(&file.bytes),
+            },
+            "caption": caption,
+        });
+        self.post("sendImage", msg, &caption, body).await
+    }
+
     async fn send(&self, msg: &Outbound) -> Result<Sent, SendError> {
         let text: String = msg.text.chars().take(MAX_TEXT_CHARS).collect();
-        whatsapp::remember_own_copy(self.store.as_ref(), PlatformKind::Waha, &msg.chat, &text)
-            .await?;
-        let mut body = json!({
+        let body = json!({
             "session": self.session,
             "chatId": msg.chat.as_str(),
             "text": text,
         });
+        self.post("sendText", msg, &text, body).await
+    }
+}
+
+impl Waha {
+    /// Posts `body` to `/api/{method}` after marking `text` as our own copy
+    /// in the chat; a reply quotes `msg.reply_to`.
+    async fn post(
+        &self,
+        method: &str,
+        msg: &Outbound,
+        text: &str,
+        mut body: Value,
+    ) -> Result<Sent, SendError> {
+        whatsapp::remember_own_copy(self.store.as_ref(), PlatformKind::Waha, &msg.chat, text)
+            .await?;
         if let Some(r) = &msg.reply_to {
             // An id from Evolution is bare; WAHA wants it serialized.
             body["reply_to"] = json!(serialized_id(&msg.chat, r, None));
         }
         let mut req = self
             .http
-            .post(format!("{}/api/sendText", self.account.api_url))
+            .post(format!("{}/api/{method}", self.account.api_url))
             .json(&body);
         if let Some(t) = &self.account.token {
             req = req.header("X-Api-Key", t.expose());
@@ -512,6 +608,12 @@ mod tests {
             panic!()
         };
         assert!(m.text.contains("nummerplaat"), "{}", m.text);
+        // Kept by its path on the gateway, fetched from `api_url`.
+        let media = m.extra.media.as_ref().expect("the photo");
+        assert_eq!(
+            media.handle,
+            "/api/files/coord-veulen/false_120363041111111111@g.us_3A7C2F9E1B5D8A4C6E0F_32475333333@c.us.jpeg"
+        );
     }
 
     #[test]

@@ -38,11 +38,13 @@ use serde_json::{Value, json};
 use super::whatsapp;
 use super::{Platform, SendError, WebhookError, secret_matches};
 use crate::config::{Account, ChatId, PlatformKind, PlatformSettings};
-use crate::message::{Extra, Inbound, InboundMessage, Outbound, Sender, Sent};
+use crate::message::{Extra, Inbound, InboundMessage, MediaFile, MediaRef, Outbound, Sender, Sent};
 
 pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
 /// The Cloud API's limit for `text.body`.
 const MAX_TEXT_CHARS: usize = 4096;
+/// The Cloud API's limit for a media caption.
+const MAX_CAPTION_CHARS: usize = 1024;
 
 pub struct WhatsappCloud {
     account: Account,
@@ -154,6 +156,9 @@ struct TextBody {
 #[derive(Deserialize)]
 struct Caption {
     caption: Option<String>,
+    /// The media id (`GET /{id}` gives a download URL).
+    id: Option<String>,
+    mime_type: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -179,7 +184,7 @@ impl WhatsappCloud {
     fn to_inbound(&self, m: CloudMessage, contacts: &[Contact]) -> Result<Inbound, WebhookError> {
         let text = match m.kind.as_str() {
             "text" => m.text.map(|t| t.body),
-            "image" => m.image.and_then(|c| c.caption),
+            "image" => m.image.as_ref().and_then(|c| c.caption.clone()),
             "video" => m.video.and_then(|c| c.caption),
             "document" => m.document.and_then(|c| c.caption),
             _ => None,
@@ -189,6 +194,17 @@ impl WhatsappCloud {
                 reason: "no text (reaction, sticker, location, button, ...)",
             });
         };
+        let photo = m.image.as_ref().and_then(|i| {
+            Some(MediaRef {
+                account: self.account.id.clone(),
+                platform: PlatformKind::WhatsappCloud,
+                handle: i.id.clone().filter(|id| !id.is_empty())?,
+                mimetype: i.mime_type.clone(),
+                size: None,
+                bot: None,
+                note: String::new(),
+            })
+        });
         // The number when Meta shares it (what admins write in the
         // config), else the business-scoped user id.
         let from = m
@@ -227,6 +243,7 @@ impl WhatsappCloud {
             quoted: None,
             extra: Box::new(Extra {
                 forwarded: m.context.is_some_and(|c| c.forwarded),
+                media: photo,
                 ..Extra::default()
             }),
         }))
@@ -342,31 +359,149 @@ impl Platform for WhatsappCloud {
         Ok(out)
     }
 
-    async fn send(&self, msg: &Outbound) -> Result<Sent, SendError> {
-        let Some(token) = &self.account.token else {
-            return Err(SendError::Permanent("account has no token".into()));
+    /// `GET /{media id}` for the download URL, then the file, both with the
+    /// token (only for a media id this account received).
+    async fn fetch_media(&self, media: &MediaRef, max_bytes: u64) -> Result<MediaFile, SendError> {
+        if media.platform != PlatformKind::WhatsappCloud || media.account != self.account.id {
+            return Err(SendError::Permanent(
+                "cloud api: not this account's media".into(),
+            ));
+        }
+        let token = self.token()?;
+        let info: Value = self
+            .answer(
+                self.http
+                    .get(format!("{}/{}", self.account.api_url, media.handle))
+                    .bearer_auth(token),
+            )
+            .await?;
+        if info
+            .get("file_size")
+            .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+            .is_some_and(|n| n > max_bytes)
+        {
+            return Err(SendError::Permanent(format!(
+                "cloud api: photo larger than {max_bytes} bytes"
+            )));
+        }
+        let Some(url) = info.get("url").and_then(Value::as_str) else {
+            return Err(SendError::Permanent("cloud api: media without url".into()));
         };
+        let bytes = super::download(
+            self.http.get(url).bearer_auth(token),
+            max_bytes,
+            "cloud api media",
+        )
+        .await?;
+        let mimetype = info
+            .get("mime_type")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| media.mimetype.clone())
+            .unwrap_or_else(|| "image/jpeg".into());
+        Ok(MediaFile { bytes, mimetype })
+    }
+
+    /// Uploads the photo (`POST /{phone_number_id}/media`), then sends it by
+    /// the media id Meta gives, with the text as caption.
+    async fn send_photo(
+        &self,
+        msg: &Outbound,
+        _media: &MediaRef,
+        file: Option<&MediaFile>,
+    ) -> Result<Sent, SendError> {
+        let Some(file) = file else {
+            return Err(SendError::Permanent(
+                "cloud api: a photo needs its file".into(),
+            ));
+        };
+        let token = self.token()?;
+        let (content_type, body) = super::multipart(
+            &[
+                ("messaging_product", "whatsapp".to_string()),
+                ("type", file.mimetype.clone()),
+            ],
+            ("file", "photo.jpg", file),
+        );
+        let uploaded = self
+            .answer(
+                self.http
+                    .post(format!(
+                        "{}/{}/media",
+                        self.account.api_url, self.phone_number_id
+                    ))
+                    .bearer_auth(token)
+                    .header(reqwest::header::CONTENT_TYPE, content_type)
+                    .body(body),
+            )
+            .await?;
+        let Some(id) = uploaded.get("id").and_then(Value::as_str) else {
+            return Err(SendError::Transient(
+                "cloud api: upload without an id".into(),
+            ));
+        };
+        let caption = super::caption(&msg.text, MAX_CAPTION_CHARS);
+        let body = json!({
+            "type": "image",
+            "image": {"id": id, "caption": caption},
+        });
+        self.post_message(msg, body).await
+    }
+
+    async fn send(&self, msg: &Outbound) -> Result<Sent, SendError> {
         let text: String = msg.text.chars().take(MAX_TEXT_CHARS).collect();
-        // A member is a number; anything else is a Groups API group id.
-        let is_member = msg.chat.as_str().chars().all(|c| c.is_ascii_digit());
-        let mut body = json!({
-            "messaging_product": "whatsapp",
-            "recipient_type": if is_member { "individual" } else { "group" },
-            "to": msg.chat.as_str(),
+        let body = json!({
             "type": "text",
             "text": {"body": text, "preview_url": false},
         });
+        self.post_message(msg, body).await
+    }
+}
+
+impl WhatsappCloud {
+    fn token(&self) -> Result<&str, SendError> {
+        self.account
+            .token
+            .as_ref()
+            .map(|t| t.expose())
+            .ok_or_else(|| SendError::Permanent("account has no token".into()))
+    }
+
+    /// `POST /{phone_number_id}/messages`: `body` (its type and content)
+    /// to `msg.chat`, as a reply to `msg.reply_to`.
+    async fn post_message(&self, msg: &Outbound, mut body: Value) -> Result<Sent, SendError> {
+        let token = self.token()?;
+        // A member is a number; anything else is a Groups API group id.
+        let is_member = msg.chat.as_str().chars().all(|c| c.is_ascii_digit());
+        body["messaging_product"] = json!("whatsapp");
+        body["recipient_type"] = json!(if is_member { "individual" } else { "group" });
+        body["to"] = json!(msg.chat.as_str());
         if let Some(r) = &msg.reply_to {
             body["context"] = json!({ "message_id": r });
         }
-        let resp = self
-            .http
-            .post(format!(
-                "{}/{}/messages",
-                self.account.api_url, self.phone_number_id
-            ))
-            .bearer_auth(token.expose())
-            .json(&body)
+        let v = self
+            .answer(
+                self.http
+                    .post(format!(
+                        "{}/{}/messages",
+                        self.account.api_url, self.phone_number_id
+                    ))
+                    .bearer_auth(token)
+                    .json(&body),
+            )
+            .await?;
+        let id = v
+            .pointer("/messages/0/id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        Ok(Sent { message_id: id })
+    }
+
+    /// Sends a Graph API request; its JSON answer, or the failure as the
+    /// delivery workers need it.
+    async fn answer(&self, req: reqwest::RequestBuilder) -> Result<Value, SendError> {
+        let resp = req
             .send()
             .await
             .map_err(|e| SendError::Transient(format!("cloud api: {}", e.without_url())))?;
@@ -377,13 +512,7 @@ impl Platform for WhatsappCloud {
             .await
             .map_err(|e| SendError::Transient(format!("cloud api: {}", e.without_url())))?;
         if status.is_success() {
-            let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            let id = v
-                .pointer("/messages/0/id")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            return Ok(Sent { message_id: id });
+            return Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null));
         }
         let err = serde_json::from_slice::<ApiError>(&bytes)
             .ok()
@@ -420,6 +549,7 @@ mod tests {
     const REPLY: &str = include_str!("../../tests/fixtures/whatsapp-cloud/message-reply.json");
     const GROUP: &str = include_str!("../../tests/fixtures/whatsapp-cloud/message-group.json");
     const STATUS: &str = include_str!("../../tests/fixtures/whatsapp-cloud/status-delivered.json");
+    const IMAGE: &str = include_str!("../../tests/fixtures/whatsapp-cloud/message-image.json");
     const USERNAME_BATCH: &str =
         include_str!("../../tests/fixtures/whatsapp-cloud/message-username-batch.json");
 
@@ -492,6 +622,20 @@ mod tests {
         // With a number: the number, as admins write it in the config.
         assert_eq!(jan.sender.id, "32475111111");
         assert_eq!(jan.sender.name.as_deref(), Some("Jan Peeters"));
+    }
+
+    #[test]
+    fn a_photo_is_read_by_its_caption_and_kept_by_its_media_id() {
+        let ev = cloud(None)
+            .parse_webhook(&HeaderMap::new(), IMAGE.as_bytes())
+            .unwrap();
+        let Inbound::Message(m) = &ev[0] else {
+            panic!("{ev:?}")
+        };
+        assert!(m.text.starts_with("Deze wagen staat"));
+        let media = m.extra.media.as_ref().expect("the photo");
+        assert_eq!(media.handle, "1482930571234567");
+        assert_eq!(media.platform, PlatformKind::WhatsappCloud);
     }
 
     #[test]
