@@ -403,7 +403,13 @@ impl Platform for Waha {
 
     /// The file WAHA keeps under `handle` (`/api/files/...`), with the API key.
     async fn fetch_media(&self, media: &MediaRef, max_bytes: u64) -> Result<MediaFile, SendError> {
-        if media.platform != PlatformKind::Waha || !media.handle.starts_with("/api/files/") {
+        // Only WAHA's files, on the configured gateway: the path comes from
+        // a webhook and is never followed anywhere else.
+        if media.platform != PlatformKind::Waha
+            || !media.handle.starts_with("/api/files/")
+            || media.handle.contains("..")
+            || media.handle.contains('?')
+        {
             return Err(SendError::Permanent("waha: not a WAHA file".into()));
         }
         let mut req = self
