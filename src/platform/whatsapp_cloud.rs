@@ -338,7 +338,9 @@ impl Platform for WhatsappCloud {
                     Err(e) => {
                         // One bad message loses only itself: the rest of
                         // the batch is handled, and Meta gets its 200.
-                        tracing::warn!(account = %self.account.id, error = %e, "cloud api: message skipped");
+                        // Redacted: a parse error may quote a number.
+                        let why = whatsapp::redact(&e.to_string());
+                        tracing::warn!(account = %self.account.id, error = %why, "cloud api: message skipped");
                         out.push(Inbound::Ignored {
                             reason: "a message of the batch could not be read",
                         });
