@@ -343,8 +343,9 @@ fn mark(state: &AppState, key: String, now: u64) -> Result<(), StoreError> {
 /// gateways show (NOWEB, GOWS and Evolution give both spellings; the
 /// adapter names the member by phone and passes the `@lid` along), and a
 /// member named only by `@lid` (WEBJS) who is listed by phone in this group
-/// is recognised by a learned pair or, once, by asking the gateway (WAHA's
-/// lid lookup, with a short timeout). Only then does the sender become the
+/// is recognised by a learned pair or by asking the gateway (WAHA's lid
+/// lookup, with a short timeout; once it has answered with a number, never
+/// again for that member). Only then does the sender become the
 /// listed phone JID; anyone else keeps their `@lid`. The marks are written
 /// before the message's own write, whose flush makes them durable.
 async fn whatsapp_identity(
