@@ -199,6 +199,9 @@ fn check(file: &Path) -> ExitCode {
             for w in &cfg.warnings {
                 eprintln!("{}: warning: {w}", file.display());
             }
+            for n in &cfg.notes {
+                eprintln!("{}: note: {n}", file.display());
+            }
             println!(
                 "{}: ok — network \"{}\", {} groups, {} accounts, {} routes, {} alert categories",
                 file.display(),
@@ -431,6 +434,7 @@ fn simulate(
         at_ms: 0,
         edit: None,
         quoted: None,
+        extra: Default::default(),
     };
     // No store: the message is judged as a fresh one, outside any thread.
     let mut d = relay::decide(

@@ -35,7 +35,7 @@ use serde::Serialize;
 
 pub use commands::{CommandKind, parse_command};
 
-use crate::config::{Attribution, Config, Group, GroupId, Unconfirmed};
+use crate::config::{Attribution, Config, Group, GroupId, MediaPolicy, Unconfirmed};
 use crate::message::InboundMessage;
 use crate::protocol::Classification;
 use crate::routing;
@@ -307,9 +307,20 @@ pub struct StatusItem {
 }
 
 fn role_of(group: &Group, msg: &InboundMessage) -> &'static str {
-    if group.coordinators.contains(&msg.sender.id) {
+    // An anonymous Telegram admin counts as a coordinator where the
+    // account says so (the adapter sets `group_admin` only then).
+    // A WhatsApp member may be listed by phone JID or by `@lid`: both count.
+    let listed = |set: &std::collections::BTreeSet<String>| {
+        set.contains(&msg.sender.id)
+            || msg
+                .extra
+                .sender_lid
+                .as_ref()
+                .is_some_and(|l| set.contains(l))
+    };
+    if listed(&group.coordinators) || msg.extra.group_admin {
         "coordinator"
-    } else if group.police.contains(&msg.sender.id) {
+    } else if listed(&group.police) {
         "police"
     } else {
         "member"
@@ -444,7 +455,9 @@ fn fresh(
 
     let mut actions = Vec::new();
     let member = role == "member";
-    if member && !c.confirmed {
+    // Whoever forwards someone else's message did not see it happen: no
+    // reminder to them (the copy still says the call is not mentioned).
+    if member && !c.confirmed && !msg.extra.forwarded {
         actions.push(remind(cfg, group, msg));
     }
     let targets = routing::targets(cfg, group, &c.categories);
@@ -465,6 +478,7 @@ fn fresh(
         all_clear: false,
         sightings: Vec::new(),
         forced: false,
+        topic: msg.extra.topic.clone(),
     };
     if !targets.is_empty() && (forward_now || hold) {
         if let Some(t) = similar::earlier_report(cfg, group, &msg.text, &known.recent, now_ms) {
@@ -597,12 +611,41 @@ pub fn forward_text(
     msg: &InboundMessage,
     unconfirmed: bool,
 ) -> String {
-    copy_text(
+    // A forwarded message is named after the member who brought it into
+    // the group (never its first author, who may be no member at all) and
+    // marked with ↪️, so readers know it is hearsay from elsewhere.
+    let text;
+    let body = if msg.extra.forwarded {
+        text = format!("↪️ {}", msg.text.trim());
+        &text
+    } else {
+        &msg.text
+    };
+    let mut out = copy_text(cfg, origin, attribution(cfg, msg).as_deref(), body, false);
+    // A photo that does not travel is announced, before the note that ends
+    // an unconfirmed copy (a confirmation strips that note off the end).
+    if msg.extra.media.is_some() && cfg.relay.media == MediaPolicy::Caption {
+        let note = photo_note(cfg, origin);
+        if !note.is_empty() {
+            out.push('\n');
+            out.push_str(&note);
+        }
+    }
+    if unconfirmed && !cfg.texts_for(origin).unconfirmed_note.is_empty() {
+        out.push('\n');
+        out.push_str(&unconfirmed_note(cfg, origin));
+    }
+    out
+}
+
+/// The line that says a photo was posted with the alert in `origin`.
+pub fn photo_note(cfg: &Config, origin: &Group) -> String {
+    fill(
+        &cfg.texts_for(origin).photo_note,
         cfg,
-        origin,
-        attribution(cfg, msg).as_deref(),
-        &msg.text,
-        unconfirmed,
+        &origin.name,
+        None,
+        "",
     )
 }
 
@@ -690,6 +733,7 @@ chat = "opheers"
             at_ms: 0,
             edit: None,
             quoted: None,
+            extra: Default::default(),
         }
     }
 

@@ -24,7 +24,7 @@ use toml::Spanned;
 
 pub use duration::parse_duration;
 pub use ids::{AccountId, ChatId, GroupId};
-pub use platforms::{PlatformSettings, canonical_jid};
+pub use platforms::{AnonymousAdmins, PlatformSettings, canonical_jid};
 use raw::*;
 
 use crate::protocol::{Judge, ModelChoice, RuleSet, RuleSource};
@@ -245,6 +245,23 @@ pub struct RelayPolicy {
     /// group, or copied by hand) joins the first report's thread instead
     /// of fanning out again. Zero: never merged.
     pub merge_window: Duration,
+    /// What travels of an alert's photo.
+    pub media: MediaPolicy,
+    /// A photo larger than this travels as its caption (with the note).
+    pub media_max_bytes: u64,
+    /// Fetching and posting one photo may take this long (instead of
+    /// `delivery.send_timeout`).
+    pub media_timeout: Duration,
+}
+
+/// What travels of a photo posted with an alert.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MediaPolicy {
+    /// Its caption, and a note that a photo was posted in the village of
+    /// origin (default).
+    Caption,
+    /// The photo itself, with the copy's text as its caption.
+    Forward,
 }
 
 #[derive(Clone, Debug)]
@@ -329,6 +346,9 @@ pub struct Group {
     pub police: BTreeSet<String>,
     pub neighbours: Vec<GroupId>,
     pub language: String,
+    /// Telegram forum groups: the topic (`message_thread_id`) the relay's
+    /// copies go to; `None`: General (or an ordinary group).
+    pub topic: Option<String>,
 }
 
 macro_rules! texts {
@@ -392,6 +412,7 @@ texts!(
     corrected,
     retracted,
     also_reported,
+    photo_note,
     command_retract,
     command_forward,
     command_status,
@@ -450,6 +471,10 @@ pub struct Config {
     pub admin: Option<Admin>,
     /// Warnings that do not stop the relay (printed by check-config, logged at start).
     pub warnings: Vec<String>,
+    /// What an operator should know about how an account is wired (what it
+    /// accepts, what the gateway must send): printed by check-config and
+    /// logged at start, not problems.
+    pub notes: Vec<String>,
     by_id: HashMap<GroupId, usize>,
     /// Keyed by [`PlatformKind::chat_space`]: WAHA and Evolution share one.
     by_chat: HashMap<(&'static str, ChatId), usize>,
@@ -909,6 +934,32 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
         mask_phone_numbers: raw.relay.mask_phone_numbers.unwrap_or(true),
         retention: dur(cx, &raw.relay.retention, "30d", "relay.retention"),
         merge_window: dur(cx, &raw.relay.merge_window, "2h", "relay.merge_window"),
+        media: match raw.relay.media.as_ref() {
+            None => MediaPolicy::Caption,
+            Some(s) => match s.get_ref().as_str() {
+                "caption" => MediaPolicy::Caption,
+                "forward" => MediaPolicy::Forward,
+                other => {
+                    cx.err(
+                        s.span(),
+                        format!("relay.media `{other}` must be \"caption\" or \"forward\""),
+                    );
+                    MediaPolicy::Caption
+                }
+            },
+        },
+        media_max_bytes: match raw.relay.media_max_bytes.as_ref() {
+            None => 5_000_000,
+            Some(n) if (1..=50_000_000).contains(n.get_ref()) => *n.get_ref() as u64,
+            Some(n) => {
+                cx.err(
+                    n.span(),
+                    "relay.media_max_bytes must be between 1 and 50000000 (WhatsApp takes images up to 5 MB, Telegram photos up to 10 MB)",
+                );
+                5_000_000
+            }
+        },
+        media_timeout: dur(cx, &raw.relay.media_timeout, "60s", "relay.media_timeout"),
     };
     let delivery = DeliveryPolicy {
         send_timeout: dur(
@@ -923,6 +974,7 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
     };
 
     let mut warnings = Vec::new();
+    let mut notes = Vec::new();
 
     // --- accounts
     let mut accounts = BTreeMap::new();
@@ -1006,7 +1058,15 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
             | PlatformKind::Evolution
             | PlatformKind::WhatsappCloud => {}
         }
-        let settings = platforms::account_settings(cx, &aid, id.span(), platform, a, &mut warnings);
+        let settings = platforms::account_settings(
+            cx,
+            &aid,
+            id.span(),
+            platform,
+            a,
+            &mut warnings,
+            &mut notes,
+        );
         let display_name = a
             .display_name
             .as_ref()
@@ -1220,6 +1280,27 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
                 "group `{id}` has no coordinators: nobody there can use coordinator commands"
             ));
         }
+        let topic = match (&g.topic, platform) {
+            (None, _) => None,
+            (Some(t), Some(PlatformKind::Telegram)) if *t.get_ref() > 0 => {
+                Some(t.get_ref().to_string())
+            }
+            (Some(t), Some(PlatformKind::Telegram)) => {
+                cx.err(
+                    t.span(),
+                    format!("group `{id}`: topic is the forum topic's message_thread_id, a positive number (the number after the group's id in a link to the topic)"),
+                );
+                None
+            }
+            (Some(t), Some(p)) => {
+                cx.err(
+                    t.span(),
+                    format!("group `{id}`: topic is only for Telegram forum groups (this group's account is \"{p}\")"),
+                );
+                None
+            }
+            (Some(_), None) => None,
+        };
         let (Some(account), Some(chat), Some(platform)) = (account, chat, platform) else {
             continue;
         };
@@ -1234,6 +1315,7 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
             police,
             neighbours,
             language: lang,
+            topic,
         });
     }
     // Rebuild the index over the groups that made it through.
@@ -1507,6 +1589,7 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
         routes,
         admin,
         warnings,
+        notes,
         by_id,
         by_chat,
     })

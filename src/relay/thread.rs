@@ -343,6 +343,7 @@ chat = "opheers"
             at_ms: 0,
             edit: None,
             quoted: None,
+            extra: Default::default(),
         }
     }
 
@@ -379,6 +380,7 @@ chat = "opheers"
                 all_clear: false,
                 sightings: vec![],
                 forced: false,
+                topic: None,
             },
             held: held.then(|| HeldAlert {
                 origin,

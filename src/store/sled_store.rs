@@ -1759,6 +1759,7 @@ mod tests {
             all_clear: false,
             sightings: vec![],
             forced: false,
+            topic: None,
         }
     }
 

@@ -249,3 +249,31 @@ fn simulate_refuses_an_unknown_group() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown group `nowhere`"));
 }
+
+#[test]
+fn check_config_says_what_an_evolution_account_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("evo.toml");
+    std::fs::write(
+        &f,
+        "[accounts.evo]\nplatform = \"evolution\"\napi_url = \"http://evolution:8080\"\ninstance = \"heers\"\ntoken = \"instance-token\"\nwebhook_secret = \"a-long-random-secret\"\n\
+         [[groups]]\nid = \"a\"\nname = \"A\"\naccount = \"evo\"\nchat = \"120363011111111111@g.us\"\ncoordinators = [\"32475111111@c.us\"]\n\
+         [[groups]]\nid = \"b\"\nname = \"B\"\naccount = \"evo\"\nchat = \"120363022222222222@g.us\"\ncoordinators = [\"32475222222@c.us\"]\n",
+    )
+    .unwrap();
+    let out = bin()
+        .args(["check-config", f.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("note: accounts.evo (evolution) accepts"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("`apikey` header"), "{stderr}");
+    assert!(
+        stderr.contains("AUTHENTICATION_EXPOSE_IN_FETCH_INSTANCES=true"),
+        "{stderr}"
+    );
+}
