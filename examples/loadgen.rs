@@ -604,43 +604,60 @@ async fn main() {
     classify_bench();
 }
 
-/// (c) classification alone, one core.
+/// (c) classification alone, one core: the rules alone (as before) and the
+/// judgement the relay uses (rules and the built-in model), on the corpus.
 fn classify_bench() {
     let rules = buurtrelay::protocol::RuleSet::compile(true, None, &["101".into(), "112".into()])
         .expect("rules");
-    let corpus: Vec<String> = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/protocol_cases.jsonl"
-    ))
-    .unwrap_or_default()
-    .lines()
-    .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-    .filter_map(|v| v["text"].as_str().map(str::to_string))
-    .collect();
-    let mut runs = Vec::new();
-    for _ in 0..5 {
-        let t = Instant::now();
-        let mut alerts = 0;
-        let mut n = 0;
-        while t.elapsed() < Duration::from_millis(600) {
-            for text in &corpus {
-                if rules.classify(text).alert {
-                    alerts += 1;
-                }
-                n += 1;
-            }
-        }
-        std::hint::black_box(alerts);
-        runs.push(n as f64 / t.elapsed().as_secs_f64());
-    }
-    let mut r = runs.clone();
-    println!(
-        "(c) classification, one core, {} real messages: median {:.0} messages/s (runs: {})",
-        corpus.len(),
-        pct(&mut r, 0.5),
-        runs.iter()
-            .map(|x| format!("{x:.0}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+    let judge = buurtrelay::protocol::Judge::new(
+        buurtrelay::protocol::RuleSet::compile(true, None, &["101".into(), "112".into()])
+            .expect("rules"),
+        buurtrelay::protocol::ModelChoice::Builtin
+            .load()
+            .expect("built-in model"),
+        buurtrelay::protocol::judge::DEFAULT_BAND,
     );
+    let corpus: Vec<String> = buurtrelay::protocol::corpus::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/corpus"
+    )))
+    .map(|v| v.into_iter().map(|e| e.text).collect())
+    .unwrap_or_default();
+    let measure = |f: &dyn Fn(&str) -> bool| -> Vec<f64> {
+        let mut runs = Vec::new();
+        for _ in 0..5 {
+            let t = Instant::now();
+            let mut alerts = 0;
+            let mut n = 0;
+            while t.elapsed() < Duration::from_millis(600) {
+                for text in &corpus {
+                    if f(text) {
+                        alerts += 1;
+                    }
+                    n += 1;
+                }
+            }
+            std::hint::black_box(alerts);
+            runs.push(n as f64 / t.elapsed().as_secs_f64());
+        }
+        runs
+    };
+    for (name, runs) in [
+        ("rules alone", measure(&|t| rules.classify(t).alert)),
+        (
+            "rules + model (the relay)",
+            measure(&|t| judge.classify(t).alert),
+        ),
+    ] {
+        let mut r = runs.clone();
+        println!(
+            "(c) classification, {name}, one core, {} corpus messages: median {:.0} messages/s (runs: {})",
+            corpus.len(),
+            pct(&mut r, 0.5),
+            runs.iter()
+                .map(|x| format!("{x:.0}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
 }

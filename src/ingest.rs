@@ -12,8 +12,8 @@ use std::collections::HashMap;
 
 use tracing::{debug, error, info, warn};
 
-use crate::config::{ChatId, Config, Group, GroupId};
-use crate::message::{Inbound, InboundMessage, Op, Outbound, OutboundKind, link_key};
+use crate::config::{ChatId, Config, Group, GroupId, MediaPolicy};
+use crate::message::{Inbound, InboundMessage, MediaRef, Op, Outbound, OutboundKind, link_key};
 use crate::relay::{self, Action, Decision};
 use crate::runtime::Runtime;
 use crate::startup::AppState;
@@ -133,8 +133,44 @@ impl Out<'_> {
             kind,
             thread,
             op,
+            // Copies (and what replies to them) go to the group's topic.
+            topic: g.topic.clone(),
+            media: None,
         })
     }
+}
+
+/// In a Telegram forum, a reply belongs in the topic of the message it
+/// answers: `topic` instead of the group's topic for copies.
+fn in_topic(msg: Option<Outbound>, topic: Option<&String>) -> Option<Outbound> {
+    msg.map(|mut m| {
+        m.topic = topic.cloned();
+        m
+    })
+}
+
+/// The photo a held copy of thread `origin` for `group` carries, if any.
+fn held_media(known: &relay::Known, origin: &str, group: &GroupId) -> Option<MediaRef> {
+    [&known.replied, &known.edited, &known.senders_hold]
+        .into_iter()
+        .flatten()
+        .filter(|t| t.alert.origin == origin)
+        .filter_map(|t| t.held.as_ref())
+        .flat_map(|h| h.outbox.iter())
+        .find(|o| o.group == *group && o.media.is_some())
+        .and_then(|o| o.media.clone())
+}
+
+/// The forum topic of an alert thread's original, when the store knows it.
+fn thread_topic<'a>(known: &'a relay::Known, origin: &str) -> Option<&'a String> {
+    [&known.replied, &known.edited, &known.senders_hold]
+        .into_iter()
+        .flatten()
+        .chain(known.recent.iter())
+        .map(|t| &t.alert)
+        .chain(known.status.iter().map(|s| &s.alert))
+        .find(|a| a.origin == origin)
+        .and_then(|a| a.topic.as_ref())
 }
 
 async fn handle_message(
@@ -167,6 +203,7 @@ async fn handle_message(
         );
         return Ok(Outcome::Ignored("our own copy, seen by another account"));
     }
+    let m = whatsapp_identity(state, rt, group, m).await?;
     // A message seen before (a platform's retry) is refused by the write
     // below, which inserts its dedup mark only if absent: one store lookup
     // fewer for every message that is new, which is nearly all of them.
@@ -182,7 +219,7 @@ async fn handle_message(
     )
     .await?;
     let decision = relay::decide(cfg, group, &m, &rt.own_ids(m.platform), &known, now);
-    let w = write_for(cfg, &moves, group, &m, &decision, &key, now);
+    let w = write_for(cfg, &moves, group, &m, &decision, &known, &key, now);
 
     let result = state.store.commit_ingest(&w).await?;
     state.store.flush().await?;
@@ -282,13 +319,109 @@ async fn handle_message(
     }
 }
 
+/// The store mark that says WhatsApp member `lid` has phone JID `phone`.
+/// Hashed: the store keeps no phone number in clear; purged with the other
+/// marks after `relay.retention` (and learned again).
+fn lid_key(lid: &str, phone: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(format!("{lid}|{phone}").as_bytes());
+    format!("lid|{}", hex::encode(&h[..16]))
+}
+
+/// The store mark that says the gateway was asked for `lid`'s number and
+/// answered (so it is not asked again).
+fn lid_asked_key(lid: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(format!("asked|{lid}").as_bytes());
+    format!("lid|{}", hex::encode(&h[..16]))
+}
+
+async fn mark(state: &AppState, key: String, now: u64) -> Result<(), StoreError> {
+    let w = IngestWrite {
+        dedup_key: key,
+        at_ms: now,
+        ..IngestWrite::default()
+    };
+    // Already there is fine: the mark says the same thing.
+    state.store.commit_ingest(&w).await.map(|_| ())
+}
+
+/// WhatsApp names a member by phone JID (`32475...@c.us`) or by a privacy
+/// id (`...@lid`), depending on the gateway and engine; admins list
+/// coordinators and police by either. So the relay learns the pairs the
+/// gateways show (NOWEB, GOWS and Evolution give both spellings; the
+/// adapter names the member by phone and passes the `@lid` along), and a
+/// member named only by `@lid` (WEBJS) who is listed by phone in this group
+/// is recognised by a learned pair or by asking the gateway (WAHA's lid
+/// lookup, with a short timeout; once it has answered with a number, never
+/// again for that member). Only then does the sender become the
+/// listed phone JID; anyone else keeps their `@lid`. The marks are written
+/// before the message's own write, whose flush makes them durable.
+async fn whatsapp_identity(
+    state: &AppState,
+    rt: &Runtime,
+    group: &Group,
+    mut m: InboundMessage,
+) -> Result<InboundMessage, StoreError> {
+    if m.platform.chat_space() != "whatsapp" {
+        return Ok(m);
+    }
+    let now = now_ms();
+    if let Some(lid) = &m.extra.sender_lid {
+        let key = lid_key(lid, &m.sender.id);
+        if !state.store.is_seen(&key).await? {
+            mark(state, key, now).await?;
+        }
+        return Ok(m);
+    }
+    if !m.sender.id.ends_with("@lid") {
+        return Ok(m);
+    }
+    let listed: Vec<&String> = group
+        .coordinators
+        .iter()
+        .chain(group.police.iter())
+        .filter(|p| p.ends_with("@c.us"))
+        .collect();
+    if listed.is_empty() || group.coordinators.contains(&m.sender.id) {
+        return Ok(m);
+    }
+    let lid = m.sender.id.clone();
+    let mut phone = None;
+    for p in &listed {
+        if state.store.is_seen(&lid_key(&lid, p)).await? {
+            phone = Some((*p).clone());
+            break;
+        }
+    }
+    if phone.is_none() && !state.store.is_seen(&lid_asked_key(&lid)).await? {
+        if let Some(platform) = rt.platforms.get(&m.account) {
+            if let Some(pn) = platform.phone_of_lid(&lid).await {
+                mark(state, lid_key(&lid, &pn), now).await?;
+                mark(state, lid_asked_key(&lid), now).await?;
+                if listed.contains(&&pn) {
+                    phone = Some(pn);
+                }
+            }
+        }
+    }
+    if let Some(p) = phone {
+        debug!(group = %group.id, sender = %mask_id(&p), "a listed member, recognised by their @lid");
+        m.extra.sender_lid = Some(lid);
+        m.sender.id = p;
+    }
+    Ok(m)
+}
+
 /// The one store write a decision becomes.
+#[allow(clippy::too_many_arguments)]
 fn write_for(
     cfg: &Config,
     moves: &Moves,
     group: &Group,
     m: &InboundMessage,
     decision: &Decision,
+    known: &relay::Known,
     key: &str,
     now: u64,
 ) -> IngestWrite {
@@ -310,14 +443,17 @@ fn write_for(
         copies
             .iter()
             .filter_map(|(g, text)| {
-                out.to(
+                let mut o = out.to(
                     g,
                     text.clone(),
                     OutboundKind::Forward,
                     Some(thread.to_string()),
                     None,
                     Op::Send,
-                )
+                )?;
+                // New texts for held copies keep the photo they carried.
+                o.media = held_media(known, thread, g);
+                Some(o)
             })
             .collect()
     };
@@ -344,14 +480,15 @@ fn write_for(
                 reply_to,
                 ..
             } => {
-                if let Some(msg) = out.to(
+                let msg = out.to(
                     &group.id,
                     text.clone(),
                     OutboundKind::Reminder,
                     None,
                     Some(reply_to.clone()),
                     Op::Send,
-                ) {
+                );
+                if let Some(msg) = in_topic(msg, m.extra.topic.as_ref()) {
                     w.reminder = Some(ReminderWrite {
                         cooldown_key: cooldown_key.clone(),
                         now_ms: now,
@@ -390,7 +527,7 @@ fn write_for(
                 thread,
                 reply_to,
             } => {
-                let msg = out.to(
+                let mut msg = out.to(
                     to,
                     text.clone(),
                     OutboundKind::FollowUp,
@@ -398,6 +535,17 @@ fn write_for(
                     reply_to.clone(),
                     Op::Send,
                 );
+                if reply_to.is_some() {
+                    // A reply to the original, in the topic it was posted
+                    // in: known from this very message when it is in the
+                    // same group, else from the thread's record.
+                    let topic = if *to == group.id {
+                        m.extra.topic.as_ref()
+                    } else {
+                        thread_topic(known, thread)
+                    };
+                    msg = in_topic(msg, topic);
+                }
                 // Only copies wait; a reply to the original is for now.
                 if fx.hold.is_some() && !releases && reply_to.is_none() {
                     waiting.extend(msg);
@@ -442,14 +590,23 @@ fn write_for(
                 group: to,
                 text,
                 reply_to,
+            }
+            | Action::Review {
+                group: to,
+                text,
+                reply_to,
+                ..
             } => {
-                w.outbox.extend(out.to(
-                    to,
-                    text.clone(),
-                    OutboundKind::FollowUp,
-                    None,
-                    Some(reply_to.clone()),
-                    Op::Send,
+                w.outbox.extend(in_topic(
+                    out.to(
+                        to,
+                        text.clone(),
+                        OutboundKind::FollowUp,
+                        None,
+                        Some(reply_to.clone()),
+                        Op::Send,
+                    ),
+                    m.extra.topic.as_ref(),
                 ));
             }
             Action::Release {
@@ -487,6 +644,26 @@ fn write_for(
                 until_ms: *until_ms,
                 change: HoldChange::Append(waiting),
             });
+        }
+    }
+    if let (MediaPolicy::Forward, Some(media)) = (cfg.relay.media, &m.extra.media) {
+        // The alert's own copies carry its photo; the note is what stands
+        // in for it where it cannot travel.
+        let media = MediaRef {
+            note: relay::photo_note(cfg, group),
+            ..media.clone()
+        };
+        let origin = m.message_ref();
+        let attach = |msgs: &mut Vec<Outbound>| {
+            for o in msgs.iter_mut().filter(|o| {
+                o.kind == OutboundKind::Forward && o.thread.as_deref() == Some(origin.as_str())
+            }) {
+                o.media = Some(media.clone());
+            }
+        };
+        attach(&mut w.outbox);
+        if let Some(h) = &mut w.held {
+            attach(&mut h.outbox);
         }
     }
     if let Some(thread) = &fx.thread {

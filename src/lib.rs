@@ -6,6 +6,7 @@
 //! workers send through the platform adapters.
 
 pub mod config;
+pub mod corrections;
 pub mod delivery;
 pub mod failpoint;
 pub mod http;

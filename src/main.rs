@@ -1,4 +1,4 @@
-//! The command line: `serve`, `check-config`, `simulate`.
+//! The command line: `serve`, `check-config`, `simulate`, `train`, `eval`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 use buurtrelay::config::{ChatId, Config, GroupId};
 use buurtrelay::message::{InboundMessage, Sender};
+use buurtrelay::protocol::{corpus, evaluate, model};
 use buurtrelay::relay::{self, Action};
 use buurtrelay::startup::{Application, Overrides, shutdown_signal};
 
@@ -54,6 +55,66 @@ enum Cmd {
         json: bool,
         text: String,
     },
+    /// Train the protocol model from labelled messages (one JSONL file per
+    /// writer; see docs/protocol/labelling-guide.md).
+    Train {
+        /// A folder of `WRITER.jsonl` files, or one file (repeatable).
+        #[arg(long, required = true)]
+        data: Vec<PathBuf>,
+        /// Where to write the model.
+        #[arg(long, default_value = "config/protocol/model.bin")]
+        out: PathBuf,
+    },
+    /// Coordinators' corrections (missed alerts, wrong forwards).
+    Corrections {
+        #[command(subcommand)]
+        cmd: CorrectionsCmd,
+    },
+    /// Measure the protocol check: each writer held out in turn (trained on
+    /// the others), per language, and held-out sets (scored, never printed).
+    Eval {
+        /// A folder of `WRITER.jsonl` files, or one file (repeatable).
+        #[arg(long, required = true)]
+        data: Vec<PathBuf>,
+        /// A held-out set (file or folder of files; repeatable): scored by the
+        /// model trained on all of --data, reported as totals only.
+        #[arg(long)]
+        holdout: Vec<PathBuf>,
+        /// The band of doubt, as `LOW,HIGH`.
+        #[arg(long, default_value = "0.35,0.6")]
+        band: String,
+        /// Inverse L2 strength of the alert head (default: the trained model's).
+        #[arg(long)]
+        c_alert: Option<f64>,
+        /// Inverse L2 strength of the called head (default: the trained model's).
+        #[arg(long)]
+        c_called: Option<f64>,
+        /// One JSON object instead of tables.
+        #[arg(long)]
+        json: bool,
+        /// Also print the corpus messages the held-out writers' models got
+        /// wrong (never those of --holdout sets).
+        #[arg(long)]
+        misses: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum CorrectionsCmd {
+    /// Write the corrections within the retention period in the corpus's
+    /// training format (one JSON object a line), from the relay's data
+    /// directory (stop the relay first, or use GET
+    /// /admin/api/corrections.jsonl while it runs).
+    Export {
+        #[arg(long, short, env = "BUURTRELAY_CONFIG")]
+        config: PathBuf,
+        /// Data directory, overriding server.data_dir.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Where to write them (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -70,6 +131,32 @@ fn main() -> ExitCode {
             data_dir,
         } => serve(config, Overrides { listen, data_dir }),
         Cmd::CheckConfig { file } => check(&file),
+        Cmd::Train { data, out } => train(&data, &out),
+        Cmd::Corrections {
+            cmd:
+                CorrectionsCmd::Export {
+                    config,
+                    data_dir,
+                    out,
+                },
+        } => export_corrections(&config, data_dir, out.as_deref()),
+        Cmd::Eval {
+            data,
+            holdout,
+            band,
+            c_alert,
+            c_called,
+            json,
+            misses,
+        } => {
+            let d = model::Params::default();
+            let params = model::Params {
+                c_alert: c_alert.unwrap_or(d.c_alert),
+                c_called: c_called.unwrap_or(d.c_called),
+                ..d
+            };
+            eval(&data, &holdout, &band, params, json, misses)
+        }
         Cmd::Simulate {
             config,
             group,
@@ -112,6 +199,9 @@ fn check(file: &Path) -> ExitCode {
             for w in &cfg.warnings {
                 eprintln!("{}: warning: {w}", file.display());
             }
+            for n in &cfg.notes {
+                eprintln!("{}: note: {n}", file.display());
+            }
             println!(
                 "{}: ok — network \"{}\", {} groups, {} accounts, {} routes, {} alert categories",
                 file.display(),
@@ -131,6 +221,194 @@ fn check(file: &Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn export_corrections(config: &Path, data_dir: Option<PathBuf>, out: Option<&Path>) -> ExitCode {
+    let cfg = match Config::load(config) {
+        Ok(c) => c,
+        Err(errs) => {
+            eprintln!("{errs}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let dir = data_dir.unwrap_or_else(|| cfg.server.data_dir.clone());
+    let store = match buurtrelay::store::SledStore::open(&dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "cannot open the store in {}: {e}\n(if a relay is running on it, stop it or use GET /admin/api/corrections.jsonl with the admin token)",
+                dir.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let from = buurtrelay::time::now_ms().saturating_sub(cfg.relay.retention.as_millis() as u64);
+    // The store's methods are async (it runs on threads of its own): one
+    // call, waited for on a runtime of one thread.
+    let read = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| buurtrelay::store::StoreError::Unavailable(e.to_string()))
+        .and_then(|rt| {
+            rt.block_on(buurtrelay::store::Store::alerts_since(
+                &store,
+                from,
+                usize::MAX,
+            ))
+        });
+    let alerts = match read {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cs = buurtrelay::corrections::from_alerts(&cfg, &alerts);
+    let lines = buurtrelay::corrections::to_jsonl(&cfg, &cs);
+    let written = match out {
+        Some(p) => std::fs::write(p, &lines).map_err(|e| format!("{}: {e}", p.display())),
+        None => {
+            print!("{lines}");
+            Ok(())
+        }
+    };
+    if let Err(e) = written {
+        eprintln!("{e}");
+        return ExitCode::FAILURE;
+    }
+    let missed = cs
+        .iter()
+        .filter(|c| c.kind == buurtrelay::corrections::Kind::Missed)
+        .count();
+    eprintln!(
+        "{} corrections ({missed} missed, {} wrongly forwarded) from {}",
+        cs.len(),
+        cs.len() - missed,
+        dir.display()
+    );
+    ExitCode::SUCCESS
+}
+
+fn load_corpus(paths: &[PathBuf]) -> Result<Vec<model::Example>, String> {
+    let mut all = Vec::new();
+    for p in paths {
+        all.extend(corpus::load(p).map_err(|e| e.to_string())?);
+    }
+    Ok(all)
+}
+
+fn train(data: &[PathBuf], out: &Path) -> ExitCode {
+    let started = std::time::Instant::now();
+    let examples = match load_corpus(data) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let rules = match evaluate::builtin_rules() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let sha = corpus::fingerprint(&examples);
+    let n = examples.len();
+    let prepared = model::prepare(examples, &rules);
+    let refs: Vec<&model::Prepared> = prepared.iter().collect();
+    let m = model::train(&refs, model::Params::default(), sha);
+    let bytes = m.to_bytes();
+    if let Err(e) = std::fs::write(out, &bytes) {
+        eprintln!("{}: {e}", out.display());
+        return ExitCode::FAILURE;
+    }
+    println!(
+        "trained on {n} messages from {} writers ({}) in {:.1} s: {} ({} bytes)",
+        m.header.writers.len(),
+        m.header
+            .languages
+            .iter()
+            .map(|(l, c)| format!("{l} {c}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        started.elapsed().as_secs_f64(),
+        out.display(),
+        bytes.len()
+    );
+    ExitCode::SUCCESS
+}
+
+fn eval(
+    data: &[PathBuf],
+    holdout: &[PathBuf],
+    band: &str,
+    params: model::Params,
+    json: bool,
+    misses: bool,
+) -> ExitCode {
+    let band = match band
+        .split_once(',')
+        .and_then(|(a, b)| Some((a.trim().parse::<f32>().ok()?, b.trim().parse::<f32>().ok()?)))
+    {
+        Some(b) if b.0 <= b.1 => b,
+        _ => {
+            eprintln!("--band: LOW,HIGH with LOW <= HIGH, e.g. 0.35,0.6");
+            return ExitCode::FAILURE;
+        }
+    };
+    let corpus = match load_corpus(data) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut held = Vec::new();
+    for h in holdout {
+        match corpus::load(h) {
+            Ok(set) => held.push((h.display().to_string(), set)),
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let started = std::time::Instant::now();
+    let report = match evaluate::evaluate(corpus, held, params, band, |w| {
+        eprintln!("  holding out {w} ...")
+    }) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        println!("{}", report.markdown());
+        if misses {
+            println!("Misses (corpus only):");
+            for m in &report.misses {
+                println!("  {m}");
+            }
+        }
+        println!(
+            "band of doubt [{}, {}), C alert {}, C called {}; evaluated in {:.0} s",
+            band.0,
+            band.1,
+            params.c_alert,
+            params.c_called,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    ExitCode::SUCCESS
 }
 
 fn simulate(
@@ -168,9 +446,10 @@ fn simulate(
         at_ms: 0,
         edit: None,
         quoted: None,
+        extra: Default::default(),
     };
     // No store: the message is judged as a fresh one, outside any thread.
-    let d = relay::decide(
+    let mut d = relay::decide(
         &cfg,
         g,
         &msg,
@@ -178,6 +457,7 @@ fn simulate(
         &Default::default(),
         buurtrelay::time::now_ms(),
     );
+    d.why = cfg.rules.explain(text);
     if json {
         match serde_json::to_string_pretty(&d) {
             Ok(s) => println!("{s}"),
@@ -201,6 +481,16 @@ fn simulate(
         "police called (confirmed): {}",
         if d.confirmed { "yes" } else { "no" }
     );
+    println!(
+        "score:      {:.2}{}",
+        d.score,
+        if d.uncertain {
+            " (in the band of doubt: a person is asked)"
+        } else {
+            ""
+        }
+    );
+    println!("why:        {}", d.why.join("; "));
     println!("sender role: {}", d.role);
     println!("actions:");
     for a in &d.actions {
@@ -223,6 +513,9 @@ fn simulate(
                     .join(", ")
             ),
             Action::None { group, reason } => println!("  none    in {group}: {reason}"),
+            Action::Review {
+                group, ask, text, ..
+            } => println!("  review  in {group}: asks the {ask}: {text}"),
             Action::Answer { group, text, .. } => {
                 println!("  answer  in {group}: {}", text.replace('\n', " ⏎ "))
             }

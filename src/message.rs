@@ -38,6 +38,76 @@ pub struct InboundMessage {
     /// platform gives it: what a coordinator's `/doorsturen` forwards.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quoted: Option<Box<Quoted>>,
+    /// What only some platforms say about a message (all optional).
+    #[serde(default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Box<Extra>,
+}
+
+/// What only some platforms say about a message. Every field is optional:
+/// a platform that knows nothing of it leaves the default.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extra {
+    /// Telegram: the forum topic (`message_thread_id`) the message was
+    /// posted in; replies and reminders to it go to the same topic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// The member forwarded someone else's message (Telegram's
+    /// `forward_origin`): the copy marks it, and no reminder goes to the
+    /// member who forwarded it (they did not see it happen).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forwarded: bool,
+    /// One of the group's admins, posting anonymously (Telegram), on an
+    /// account whose `anonymous_admins = "coordinator"`: a coordinator.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub group_admin: bool,
+    /// WhatsApp: the sender's `@lid` when `sender.id` is their phone JID
+    /// (the gateway gave both), so the relay learns the pair.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_lid: Option<String>,
+    /// The photo posted with the message (its text is the caption), as its
+    /// platform finds it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<MediaRef>,
+}
+
+/// A photo of an inbound message, as the platform that delivered it finds
+/// it again: what an outbox entry keeps (never the bytes), so a copy with a
+/// photo is as durable, and retried the same way, as a text.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaRef {
+    /// The account whose platform fetches it (whose webhook delivered it).
+    pub account: AccountId,
+    pub platform: PlatformKind,
+    /// Telegram: the `file_id`; WAHA: the file's path on the gateway
+    /// (`/api/files/...`); Evolution: the message key, as JSON; Cloud API:
+    /// the media id.
+    pub handle: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mimetype: Option<String>,
+    /// In bytes, when the platform says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Telegram: the bot that received it (a `file_id` is valid only for
+    /// that bot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bot: Option<String>,
+    /// Posted under the text instead when the photo cannot travel (too
+    /// large, gone, a platform without photos).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+}
+
+/// A photo's bytes, fetched from the platform that delivered it.
+#[derive(Clone, Debug)]
+pub struct MediaFile {
+    pub bytes: Vec<u8>,
+    pub mimetype: String,
+}
+
+impl Extra {
+    pub fn is_empty(&self) -> bool {
+        *self == Extra::default()
+    }
 }
 
 /// A replied-to message as the platform quoted it.
@@ -174,6 +244,13 @@ pub struct Outbound {
     pub thread: Option<String>,
     #[serde(default, skip_serializing_if = "is_send")]
     pub op: Op,
+    /// Telegram: the forum topic (`message_thread_id`) to post in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// A photo to post with `text` as its caption (`relay.media =
+    /// "forward"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<MediaRef>,
 }
 
 fn is_send(op: &Op) -> bool {
@@ -199,6 +276,8 @@ impl Outbound {
             kind,
             thread: None,
             op: Op::Send,
+            topic: None,
+            media: None,
         }
     }
 }

@@ -35,7 +35,7 @@ use serde::Serialize;
 
 pub use commands::{CommandKind, parse_command};
 
-use crate::config::{Attribution, Config, Group, GroupId, Unconfirmed};
+use crate::config::{Attribution, Config, Group, GroupId, MediaPolicy, Unconfirmed};
 use crate::message::InboundMessage;
 use crate::protocol::Classification;
 use crate::routing;
@@ -48,6 +48,16 @@ pub struct Decision {
     pub categories: Vec<String>,
     pub confirmed: bool,
     pub advisory: bool,
+    /// The alert score, 0 to 1 (see [`Classification::score`]).
+    pub score: f32,
+    /// In the band of doubt: the coordinators are asked (a `review` action).
+    pub uncertain: bool,
+    /// Describes a person only by looks: the member is asked what the
+    /// person did, and nothing is forwarded yet.
+    pub looks_only: bool,
+    /// What weighed most (filled for admins: `simulate`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub why: Vec<String>,
     /// `member`, `coordinator`, `police`, or `relay` (our own or a bot).
     pub role: &'static str,
     pub actions: Vec<Action>,
@@ -142,6 +152,17 @@ pub enum Action {
         #[serde(skip)]
         copies: Vec<(GroupId, String)>,
     },
+    /// The message is in the band of doubt: ask the group's coordinators,
+    /// as a reply to it in the group, whether it should go to the other
+    /// villages (they answer with the forward command).
+    Review {
+        group: GroupId,
+        /// Who is asked: the group's coordinators, by role (never an id).
+        ask: String,
+        text: String,
+        #[serde(skip)]
+        reply_to: String,
+    },
     /// Answer a coordinator's command, as a reply, in its group.
     Answer {
         group: GroupId,
@@ -166,6 +187,7 @@ impl Action {
             Action::Release { .. } => "release",
             Action::Rewrite { .. } => "rewrite",
             Action::Answer { .. } => "answer",
+            Action::Review { .. } => "review",
             Action::None { .. } => "none",
         }
     }
@@ -181,6 +203,7 @@ impl Action {
             | Action::Release { group, .. }
             | Action::Rewrite { group, .. }
             | Action::Answer { group, .. }
+            | Action::Review { group, .. }
             | Action::None { group, .. } => group,
         }
     }
@@ -193,6 +216,9 @@ impl Decision {
             categories: self.categories.clone(),
             confirmed: self.confirmed,
             advisory: self.advisory,
+            score: self.score,
+            uncertain: self.uncertain,
+            looks_only: self.looks_only,
         }
     }
 
@@ -202,6 +228,10 @@ impl Decision {
             categories: c.categories.clone(),
             confirmed: c.confirmed,
             advisory: c.advisory,
+            score: c.score,
+            uncertain: c.uncertain,
+            looks_only: c.looks_only,
+            why: Vec::new(),
             role,
             actions,
             effects: Effects::default(),
@@ -277,9 +307,20 @@ pub struct StatusItem {
 }
 
 fn role_of(group: &Group, msg: &InboundMessage) -> &'static str {
-    if group.coordinators.contains(&msg.sender.id) {
+    // An anonymous Telegram admin counts as a coordinator where the
+    // account says so (the adapter sets `group_admin` only then).
+    // A WhatsApp member may be listed by phone JID or by `@lid`: both count.
+    let listed = |set: &std::collections::BTreeSet<String>| {
+        set.contains(&msg.sender.id)
+            || msg
+                .extra
+                .sender_lid
+                .as_ref()
+                .is_some_and(|l| set.contains(l))
+    };
+    if listed(&group.coordinators) || msg.extra.group_admin {
         "coordinator"
-    } else if group.police.contains(&msg.sender.id) {
+    } else if listed(&group.police) {
         "police"
     } else {
         "member"
@@ -291,6 +332,9 @@ const NOT_AN_ALERT: Classification = Classification {
     categories: Vec::new(),
     confirmed: false,
     advisory: false,
+    score: 0.0,
+    uncertain: false,
+    looks_only: false,
 };
 
 /// Decides what to do with `msg`, posted in `group`. `own_ids` are the user
@@ -339,7 +383,27 @@ pub fn decide(
             return thread::sender_confirms(cfg, group, msg, role, &c, t);
         }
     }
+    if let Some(added) = adds_behaviour(cfg, msg) {
+        // The member answers our question about their own looks-only
+        // report: the two together are the alert.
+        let c = cfg.rules.classify(&added.text);
+        return fresh(cfg, group, &added, role, c, known, now_ms);
+    }
     fresh(cfg, group, msg, role, c, known, now_ms)
+}
+
+/// A member's reply to their own report that described a person only by
+/// looks (which was not forwarded): the report and the reply as one
+/// message, when together they describe what the person did.
+fn adds_behaviour(cfg: &Config, msg: &InboundMessage) -> Option<InboundMessage> {
+    let q = msg.quoted.as_ref()?;
+    if q.sender.as_ref()?.id != msg.sender.id || !cfg.rules.classify(&q.text).looks_only {
+        return None;
+    }
+    let mut both = msg.clone();
+    both.text = format!("{}\n{}", q.text.trim(), msg.text.trim());
+    let c = cfg.rules.classify(&both.text);
+    (c.alert && !c.looks_only).then_some(both)
 }
 
 /// A message that is no reply to a thread: an alert starts one.
@@ -352,6 +416,34 @@ fn fresh(
     known: &Known,
     now_ms: u64,
 ) -> Decision {
+    if c.uncertain && role == "member" {
+        // Neither forwarded nor ignored: a person decides.
+        let d = Decision::new(role, &c, vec![review(cfg, group, msg)]);
+        return d;
+    }
+    if c.alert && c.looks_only && role == "member" {
+        // Describe behaviour, not appearance: nothing is forwarded until
+        // the member says what the person did (a reply to their own
+        // report) or a coordinator forwards it.
+        let t = cfg.texts_for(group);
+        let name = attribution(cfg, msg);
+        let ask = fill(&t.describe_behaviour, cfg, &group.name, name.as_deref(), "");
+        return Decision::new(
+            role,
+            &c,
+            vec![
+                Action::Answer {
+                    group: group.id.clone(),
+                    text: ask,
+                    reply_to: msg.message_id.clone(),
+                },
+                Action::None {
+                    group: group.id.clone(),
+                    reason: "describes a person only by looks: held until the member says what the person did, or a coordinator forwards it".into(),
+                },
+            ],
+        );
+    }
     if !c.alert {
         let reason = if c.advisory {
             "advice or bulletin, not a member's report"
@@ -363,7 +455,9 @@ fn fresh(
 
     let mut actions = Vec::new();
     let member = role == "member";
-    if member && !c.confirmed {
+    // Whoever forwards someone else's message did not see it happen: no
+    // reminder to them (the copy still says the call is not mentioned).
+    if member && !c.confirmed && !msg.extra.forwarded {
         actions.push(remind(cfg, group, msg));
     }
     let targets = routing::targets(cfg, group, &c.categories);
@@ -384,6 +478,7 @@ fn fresh(
         all_clear: false,
         sightings: Vec::new(),
         forced: false,
+        topic: msg.extra.topic.clone(),
     };
     if !targets.is_empty() && (forward_now || hold) {
         if let Some(t) = similar::earlier_report(cfg, group, &msg.text, &known.recent, now_ms) {
@@ -428,6 +523,19 @@ fn fresh(
     d.effects.thread = Some(origin);
     d.effects.record = Some(Box::new(record));
     d
+}
+
+fn review(cfg: &Config, group: &Group, msg: &InboundMessage) -> Action {
+    let t = cfg.texts_for(group);
+    Action::Review {
+        group: group.id.clone(),
+        ask: format!("coordinators of {}", group.name),
+        text: t
+            .review
+            .replace("{command}", &t.command_forward)
+            .replace("{village}", &group.name),
+        reply_to: msg.message_id.clone(),
+    }
 }
 
 fn remind(cfg: &Config, group: &Group, msg: &InboundMessage) -> Action {
@@ -503,12 +611,41 @@ pub fn forward_text(
     msg: &InboundMessage,
     unconfirmed: bool,
 ) -> String {
-    copy_text(
+    // A forwarded message is named after the member who brought it into
+    // the group (never its first author, who may be no member at all) and
+    // marked with ↪️, so readers know it is hearsay from elsewhere.
+    let text;
+    let body = if msg.extra.forwarded {
+        text = format!("↪️ {}", msg.text.trim());
+        &text
+    } else {
+        &msg.text
+    };
+    let mut out = copy_text(cfg, origin, attribution(cfg, msg).as_deref(), body, false);
+    // A photo that does not travel is announced, before the note that ends
+    // an unconfirmed copy (a confirmation strips that note off the end).
+    if msg.extra.media.is_some() && cfg.relay.media == MediaPolicy::Caption {
+        let note = photo_note(cfg, origin);
+        if !note.is_empty() {
+            out.push('\n');
+            out.push_str(&note);
+        }
+    }
+    if unconfirmed && !cfg.texts_for(origin).unconfirmed_note.is_empty() {
+        out.push('\n');
+        out.push_str(&unconfirmed_note(cfg, origin));
+    }
+    out
+}
+
+/// The line that says a photo was posted with the alert in `origin`.
+pub fn photo_note(cfg: &Config, origin: &Group) -> String {
+    fill(
+        &cfg.texts_for(origin).photo_note,
         cfg,
-        origin,
-        attribution(cfg, msg).as_deref(),
-        &msg.text,
-        unconfirmed,
+        &origin.name,
+        None,
+        "",
     )
 }
 
@@ -596,6 +733,7 @@ chat = "opheers"
             at_ms: 0,
             edit: None,
             quoted: None,
+            extra: Default::default(),
         }
     }
 
@@ -619,6 +757,136 @@ chat = "opheers"
     }
 
     const ALERT: &str = "Verdachte grijze bestelwagen rijdt traag door de Kerkstraat";
+
+    #[test]
+    fn a_message_in_the_band_of_doubt_asks_the_coordinators_instead_of_guessing() {
+        // Every score in the band: whatever the model says, a person decides.
+        let c = cfg("[protocol]\nreview_band = [0.0, 1.0]");
+        let d = run(&c, &msg("jan", Some("Jan"), ALERT));
+        assert!(d.uncertain);
+        assert_eq!(kinds(&d), ["review:veulen"], "no forward, no reminder");
+        let Action::Review {
+            ask,
+            text,
+            reply_to,
+            ..
+        } = &d.actions[0]
+        else {
+            panic!("{:?}", d.actions)
+        };
+        assert_eq!(ask, "coordinators of Veulen");
+        assert!(text.contains("/doorsturen"), "{text}");
+        assert_eq!(reply_to, "7", "asked as a reply to the message");
+        let json = serde_json::to_value(&d).unwrap();
+        assert_eq!(json["actions"][0]["kind"], "review");
+        assert!(json["score"].as_f64().is_some());
+        // A coordinator's own message is not put to the coordinators.
+        let d = run(&c, &msg("coord", Some("Co"), ALERT));
+        assert!(!kinds(&d).iter().any(|k| k.starts_with("review")), "{d:?}");
+    }
+
+    #[test]
+    fn an_admins_not_an_alert_pattern_forbids_what_the_model_would_forward() {
+        assert!(run(&cfg(""), &msg("jan", None, ALERT)).alert);
+        let c = cfg("[protocol]\nnot_an_alert = ['bestelwagen rijdt traag']");
+        let d = run(&c, &msg("jan", None, ALERT));
+        assert!(!d.alert && !d.uncertain, "{d:?}");
+        assert_eq!(kinds(&d), ["none:veulen"]);
+    }
+
+    #[test]
+    fn an_admins_category_pattern_forces_an_alert_the_model_would_not_see() {
+        let text = "Het paard van Vanneste staat los op de steenweg";
+        let c = cfg(
+            "[protocol]\n[[protocol.categories]]\nname = 'loose_animal'\nlabel = 'loslopend dier'\npatterns = ['\\bstaat los\\b']",
+        );
+        let d = run(&c, &msg("jan", None, &format!("{text}, 101 gebeld")));
+        assert!(d.alert, "{d:?}");
+        assert_eq!(d.categories, ["loose_animal"]);
+        assert!(kinds(&d).contains(&"forward:heers".to_string()));
+    }
+
+    #[test]
+    fn a_report_of_looks_alone_is_held_and_the_member_asked_what_the_person_did() {
+        let c = cfg("");
+        let looks = "Een donkere man loopt in de straat";
+        let d = run(&c, &msg("jan", Some("Jan"), looks));
+        assert!(d.looks_only, "{d:?}");
+        assert_eq!(
+            kinds(&d),
+            ["answer:veulen", "none:veulen"],
+            "nothing forwarded"
+        );
+        let Action::Answer { text, .. } = &d.actions[0] else {
+            panic!()
+        };
+        assert!(text.contains("Wat deed de persoon"), "{text}");
+        // The member answers their own report with what the man did: the
+        // two together go to the other villages.
+        let mut reply = msg(
+            "jan",
+            Some("Jan"),
+            "Hij probeert de deurklinken van de auto's op de parking, 101 gebeld",
+        );
+        reply.message_id = "8".into();
+        reply.reply_to = Some("7".into());
+        reply.quoted = Some(Box::new(crate::message::Quoted {
+            text: looks.into(),
+            sender: Some(reply.sender.clone()),
+        }));
+        let d = run(&c, &reply);
+        assert!(d.alert && !d.looks_only, "{d:?}");
+        let Some(Action::Forward { text, .. }) = d.actions.first() else {
+            panic!("{:?}", d.actions)
+        };
+        assert!(
+            text.contains(looks) && text.contains("deurklinken"),
+            "{text}"
+        );
+        // Someone else's answer does not release it.
+        let mut other = reply.clone();
+        other.sender.id = "piet".into();
+        assert!(
+            run(&c, &other)
+                .actions
+                .iter()
+                .all(|a| !matches!(a, Action::Forward { text, .. } if text.contains(looks)))
+        );
+        // A network can switch the question off.
+        let off = cfg("[protocol]\ndescribe_behaviour = false");
+        let d = run(&off, &msg("jan", Some("Jan"), looks));
+        assert!(!d.looks_only);
+        assert!(kinds(&d).contains(&"forward:heers".to_string()), "{d:?}");
+    }
+
+    #[test]
+    fn without_the_model_the_rules_decide_alone() {
+        let c = cfg("[protocol]\nmodel = 'none'");
+        let d = run(&c, &msg("jan", None, ALERT));
+        assert!(d.alert && !d.uncertain);
+        assert_eq!(d.score, 1.0);
+    }
+
+    #[test]
+    fn a_bad_band_or_model_file_is_a_config_error_with_its_place() {
+        let e = Config::parse(
+            &format!("[protocol]\nreview_band = [0.7, 0.2]\n{CFG}"),
+            Path::new("t.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("t.toml:2:") && e.contains("review_band"), "{e}");
+        let e = Config::parse(
+            &format!("[protocol]\nmodel = 'no/such/model.bin'\n{CFG}"),
+            Path::new("t.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("protocol.model") && e.contains("no/such/model.bin"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn a_confirmed_alert_goes_to_every_other_village_with_its_name() {

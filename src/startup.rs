@@ -68,6 +68,9 @@ impl Application {
         for w in &config.warnings {
             warn!("config: {w}");
         }
+        for n in &config.notes {
+            info!("config: {n}");
+        }
         let data_dir = overrides
             .data_dir
             .clone()
@@ -259,6 +262,9 @@ pub fn reload(state: &AppState, why: &str) -> bool {
             }
             for w in &cfg.warnings {
                 warn!("config: {w}");
+            }
+            for n in &cfg.notes {
+                info!("config: {n}");
             }
             let groups = cfg.groups.len();
             let rt = Runtime::with_sandbox_feed(

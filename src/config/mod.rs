@@ -24,10 +24,10 @@ use toml::Spanned;
 
 pub use duration::parse_duration;
 pub use ids::{AccountId, ChatId, GroupId};
-pub use platforms::{PlatformSettings, canonical_jid};
+pub use platforms::{AnonymousAdmins, PlatformSettings, canonical_jid};
 use raw::*;
 
-use crate::protocol::{RuleSet, RuleSource};
+use crate::protocol::{Judge, ModelChoice, RuleSet, RuleSource};
 
 /// Built-in reminder and forward texts, per language (data, not code).
 const BUILTIN_TEXTS: &str = include_str!("../../config/protocol/texts.toml");
@@ -245,6 +245,23 @@ pub struct RelayPolicy {
     /// group, or copied by hand) joins the first report's thread instead
     /// of fanning out again. Zero: never merged.
     pub merge_window: Duration,
+    /// What travels of an alert's photo.
+    pub media: MediaPolicy,
+    /// A photo larger than this travels as its caption (with the note).
+    pub media_max_bytes: u64,
+    /// Fetching and posting one photo may take this long (instead of
+    /// `delivery.send_timeout`).
+    pub media_timeout: Duration,
+}
+
+/// What travels of a photo posted with an alert.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MediaPolicy {
+    /// Its caption, and a note that a photo was posted in the village of
+    /// origin (default).
+    Caption,
+    /// The photo itself, with the copy's text as its caption.
+    Forward,
 }
 
 #[derive(Clone, Debug)]
@@ -329,6 +346,9 @@ pub struct Group {
     pub police: BTreeSet<String>,
     pub neighbours: Vec<GroupId>,
     pub language: String,
+    /// Telegram forum groups: the topic (`message_thread_id`) the relay's
+    /// copies go to; `None`: General (or an ordinary group).
+    pub topic: Option<String>,
 }
 
 macro_rules! texts {
@@ -392,6 +412,7 @@ texts!(
     corrected,
     retracted,
     also_reported,
+    photo_note,
     command_retract,
     command_forward,
     command_status,
@@ -406,6 +427,8 @@ texts!(
     status_header,
     status_line,
     status_empty,
+    review,
+    describe_behaviour,
 );
 
 /// The texts a language without built-in texts must give itself; the
@@ -440,13 +463,18 @@ pub struct Config {
     pub delivery: DeliveryPolicy,
     pub accounts: BTreeMap<AccountId, Account>,
     pub groups: Vec<Group>,
-    pub rules: Arc<RuleSet>,
+    /// The protocol check: the rules and the learned model.
+    pub rules: Arc<Judge>,
     pub texts: BTreeMap<String, Texts>,
     pub routes: Vec<Route>,
     /// `None`: no admin token configured, the dashboard is off.
     pub admin: Option<Admin>,
     /// Warnings that do not stop the relay (printed by check-config, logged at start).
     pub warnings: Vec<String>,
+    /// What an operator should know about how an account is wired (what it
+    /// accepts, what the gateway must send): printed by check-config and
+    /// logged at start, not problems.
+    pub notes: Vec<String>,
     by_id: HashMap<GroupId, usize>,
     /// Keyed by [`PlatformKind::chat_space`]: WAHA and Evolution share one.
     by_chat: HashMap<(&'static str, ChatId), usize>,
@@ -906,6 +934,32 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
         mask_phone_numbers: raw.relay.mask_phone_numbers.unwrap_or(true),
         retention: dur(cx, &raw.relay.retention, "30d", "relay.retention"),
         merge_window: dur(cx, &raw.relay.merge_window, "2h", "relay.merge_window"),
+        media: match raw.relay.media.as_ref() {
+            None => MediaPolicy::Caption,
+            Some(s) => match s.get_ref().as_str() {
+                "caption" => MediaPolicy::Caption,
+                "forward" => MediaPolicy::Forward,
+                other => {
+                    cx.err(
+                        s.span(),
+                        format!("relay.media `{other}` must be \"caption\" or \"forward\""),
+                    );
+                    MediaPolicy::Caption
+                }
+            },
+        },
+        media_max_bytes: match raw.relay.media_max_bytes.as_ref() {
+            None => 5_000_000,
+            Some(n) if (1..=50_000_000).contains(n.get_ref()) => *n.get_ref() as u64,
+            Some(n) => {
+                cx.err(
+                    n.span(),
+                    "relay.media_max_bytes must be between 1 and 50000000 (WhatsApp takes images up to 5 MB, Telegram photos up to 10 MB)",
+                );
+                5_000_000
+            }
+        },
+        media_timeout: dur(cx, &raw.relay.media_timeout, "60s", "relay.media_timeout"),
     };
     let delivery = DeliveryPolicy {
         send_timeout: dur(
@@ -920,6 +974,7 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
     };
 
     let mut warnings = Vec::new();
+    let mut notes = Vec::new();
 
     // --- accounts
     let mut accounts = BTreeMap::new();
@@ -1003,7 +1058,15 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
             | PlatformKind::Evolution
             | PlatformKind::WhatsappCloud => {}
         }
-        let settings = platforms::account_settings(cx, &aid, id.span(), platform, a, &mut warnings);
+        let settings = platforms::account_settings(
+            cx,
+            &aid,
+            id.span(),
+            platform,
+            a,
+            &mut warnings,
+            &mut notes,
+        );
         let display_name = a
             .display_name
             .as_ref()
@@ -1217,6 +1280,27 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
                 "group `{id}` has no coordinators: nobody there can use coordinator commands"
             ));
         }
+        let topic = match (&g.topic, platform) {
+            (None, _) => None,
+            (Some(t), Some(PlatformKind::Telegram)) if *t.get_ref() > 0 => {
+                Some(t.get_ref().to_string())
+            }
+            (Some(t), Some(PlatformKind::Telegram)) => {
+                cx.err(
+                    t.span(),
+                    format!("group `{id}`: topic is the forum topic's message_thread_id, a positive number (the number after the group's id in a link to the topic)"),
+                );
+                None
+            }
+            (Some(t), Some(p)) => {
+                cx.err(
+                    t.span(),
+                    format!("group `{id}`: topic is only for Telegram forum groups (this group's account is \"{p}\")"),
+                );
+                None
+            }
+            (Some(_), None) => None,
+        };
         let (Some(account), Some(chat), Some(platform)) = (account, chat, platform) else {
             continue;
         };
@@ -1231,6 +1315,7 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
             police,
             neighbours,
             language: lang,
+            topic,
         });
     }
     // Rebuild the index over the groups that made it through.
@@ -1258,6 +1343,52 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
             }
         }
     };
+
+    // --- the learned model and its band of doubt
+    let model = {
+        let v = raw.protocol.as_ref().and_then(|p| p.model.as_ref());
+        let choice = match v.map(|s| s.get_ref().as_str()) {
+            None | Some("builtin") => ModelChoice::Builtin,
+            Some("none") => ModelChoice::None,
+            Some(file) => {
+                let p = Path::new(file);
+                ModelChoice::File(if p.is_absolute() {
+                    p.to_path_buf()
+                } else {
+                    path.parent().unwrap_or(Path::new(".")).join(p)
+                })
+            }
+        };
+        match choice.load() {
+            Ok(m) => m,
+            Err(e) => {
+                let span = v.map(|s| s.span()).unwrap_or(0..0);
+                cx.err(span, format!("protocol.model: {e}"));
+                None
+            }
+        }
+    };
+    let band = match raw.protocol.as_ref().and_then(|p| p.review_band.as_ref()) {
+        None => crate::protocol::judge::DEFAULT_BAND,
+        Some(b) => match b.get_ref().as_slice() {
+            [lo, hi] if (0.0..=1.0).contains(lo) && (0.0..=1.0).contains(hi) && lo <= hi => {
+                (*lo as f32, *hi as f32)
+            }
+            _ => {
+                cx.err(
+                    b.span(),
+                    "protocol.review_band: two scores [low, high] with 0 <= low <= high <= 1 ([0.5, 0.5] asks nobody)",
+                );
+                crate::protocol::judge::DEFAULT_BAND
+            }
+        },
+    };
+
+    let raw_describe_behaviour = raw
+        .protocol
+        .as_ref()
+        .and_then(|p| p.describe_behaviour)
+        .unwrap_or(true);
 
     // --- routes
     let category_names: BTreeSet<String> = RuleSet::declared_categories(
@@ -1451,11 +1582,14 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
         delivery,
         accounts,
         groups,
-        rules: Arc::new(rules),
+        rules: Arc::new(
+            Judge::new(rules, model, band).with_describe_behaviour(raw_describe_behaviour),
+        ),
         texts,
         routes,
         admin,
         warnings,
+        notes,
         by_id,
         by_chat,
     })

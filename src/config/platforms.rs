@@ -15,8 +15,10 @@ use super::{AccountId, ChatId, Cx, PlatformKind, Secret, secret};
 /// `webhook_secret`.
 #[derive(Clone, Debug)]
 pub enum PlatformSettings {
-    /// Sandbox and Telegram need nothing more.
+    /// The sandbox needs nothing more.
     None,
+    /// Telegram: what a group admin posting anonymously (as the group) is.
+    Telegram { anonymous_admins: AnonymousAdmins },
     /// WAHA: the session that sends (`POST /api/sendText {session, ...}`).
     Waha { session: String },
     /// Evolution API: the instance that sends (`/message/sendText/{instance}`).
@@ -27,6 +29,17 @@ pub enum PlatformSettings {
         phone_number_id: String,
         verify_token: Secret,
     },
+}
+
+/// What the relay makes of a Telegram group admin who posts anonymously
+/// (`from` is @GroupAnonymousBot, `sender_chat` the group itself): only the
+/// group's admins can do that, but Telegram does not say which one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnonymousAdmins {
+    /// A coordinator: their commands run, they get no reminder (default).
+    Coordinator,
+    /// A member like any other (one shared reminder cooldown for all of them).
+    Member,
 }
 
 /// A WAHA session or Evolution instance name: it goes into JSON and URL paths.
@@ -67,6 +80,7 @@ pub(super) fn account_settings(
     platform: PlatformKind,
     a: &RawAccount,
     warnings: &mut Vec<String>,
+    notes: &mut Vec<String>,
 ) -> PlatformSettings {
     only_for(cx, aid, platform, "session", &a.session, PlatformKind::Waha);
     only_for(
@@ -93,6 +107,14 @@ pub(super) fn account_settings(
         &a.verify_token,
         PlatformKind::WhatsappCloud,
     );
+    only_for(
+        cx,
+        aid,
+        platform,
+        "anonymous_admins",
+        &a.anonymous_admins,
+        PlatformKind::Telegram,
+    );
     let needs_api_url = matches!(platform, PlatformKind::Waha | PlatformKind::Evolution);
     if needs_api_url && a.api_url.is_none() {
         cx.err(
@@ -104,7 +126,25 @@ pub(super) fn account_settings(
         );
     }
     match platform {
-        PlatformKind::Sandbox | PlatformKind::Telegram => PlatformSettings::None,
+        PlatformKind::Sandbox => PlatformSettings::None,
+        PlatformKind::Telegram => {
+            let anonymous_admins = match a
+                .anonymous_admins
+                .as_ref()
+                .map(|s| (s, s.get_ref().as_str()))
+            {
+                None | Some((_, "coordinator")) => AnonymousAdmins::Coordinator,
+                Some((_, "member")) => AnonymousAdmins::Member,
+                Some((s, other)) => {
+                    cx.err(
+                        s.span(),
+                        format!("accounts.{aid}.anonymous_admins `{other}`: write \"coordinator\" or \"member\""),
+                    );
+                    AnonymousAdmins::Coordinator
+                }
+            };
+            PlatformSettings::Telegram { anonymous_admins }
+        }
         PlatformKind::Waha => {
             let session = match &a.session {
                 None => "default".to_string(),
@@ -161,7 +201,11 @@ pub(super) fn account_settings(
             }
             if a.webhook_secret.is_none() {
                 warnings.push(format!(
-                    "accounts.{aid}: no webhook_secret: anyone who can reach the webhook URL can post messages; set it to the instance's apikey (Evolution sends it in every event) or to a header value configured on the webhook"
+                    "accounts.{aid}: no webhook_secret: anyone who can reach the webhook URL can post messages; set it to a long random value and give the instance's webhook the header `apikey` with that value"
+                ));
+            } else {
+                notes.push(format!(
+                    "accounts.{aid} (evolution) accepts an event only when its `apikey` header (set in the instance's webhook `headers`) equals webhook_secret; without that header, when the event's own `apikey` field does, which Evolution fills in only with AUTHENTICATION_EXPOSE_IN_FETCH_INSTANCES=true (otherwise it is null and every event is refused with 401, and Evolution does not retry a 4xx)"
                 ));
             }
             PlatformSettings::Evolution { instance }
@@ -294,6 +338,20 @@ pub(super) fn check_chat(
     }
 }
 
+/// A WhatsApp business-scoped user id: a country code, a dot, letters and
+/// digits (`BE.13491208655302741918`; a parent BSUID has `ENT.` inside).
+fn is_bsuid(s: &str) -> bool {
+    let Some((cc, rest)) = s.split_once('.') else {
+        return false;
+    };
+    let rest = rest.strip_prefix("ENT.").unwrap_or(rest);
+    cc.len() == 2
+        && cc.chars().all(|c| c.is_ascii_uppercase())
+        && !rest.is_empty()
+        && rest.len() <= 128
+        && rest.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
 /// Checks one coordinator or police id for a group on `platform`; returns it
 /// in the spelling the platform's messages will carry.
 pub(super) fn check_user_id(
@@ -322,11 +380,14 @@ pub(super) fn check_user_id(
             let digits = id.trim_start_matches('+');
             if !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) {
                 Some(digits.to_string())
+            } else if is_bsuid(&id) {
+                // A member with a username may have no number in webhooks.
+                Some(id)
             } else {
                 cx.err(
                     span,
                     format!(
-                        "{what}: `{id}` is not a Cloud API user id; write the number as \"32475123456\" (country code, no + or spaces)"
+                        "{what}: `{id}` is not a Cloud API user id; write the number as \"32475123456\" (country code, no + or spaces) or the business-scoped user id as \"BE.1234567890\""
                     ),
                 );
                 None

@@ -58,6 +58,12 @@ pub struct RawRelay {
     pub retention: Option<Spanned<String>>,
     /// The same incident reported again within this window is one thread.
     pub merge_window: Option<Spanned<String>>,
+    /// What travels of an alert's photo: "caption" or "forward".
+    pub media: Option<Spanned<String>>,
+    /// A photo larger than this travels as its caption (with the note).
+    pub media_max_bytes: Option<Spanned<i64>>,
+    /// How long fetching and posting one photo may take.
+    pub media_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -92,6 +98,9 @@ pub struct RawAccount {
     pub phone_number_id: Option<Spanned<String>>,
     /// WhatsApp Cloud API: the token of the GET verification handshake.
     pub verify_token: Option<Spanned<String>>,
+    /// Telegram: what a group admin posting anonymously is ("coordinator"
+    /// or "member"; default "coordinator").
+    pub anonymous_admins: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,6 +117,8 @@ pub struct RawGroup {
     #[serde(default)]
     pub neighbours: Vec<Spanned<String>>,
     pub language: Option<Spanned<String>>,
+    /// Telegram forum groups: the topic (`message_thread_id`) copies go to.
+    pub topic: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -115,6 +126,13 @@ pub struct RawGroup {
 pub struct RawProtocol {
     /// Keep the built-in Flemish/French/English rules and add these (default true).
     pub builtin: Option<bool>,
+    /// The learned model: "builtin" (default), "none" (rules only), or the
+    /// path of a model file (relative to the config file).
+    pub model: Option<Spanned<String>>,
+    /// The band of doubt [low, high): alert scores in it go to a person.
+    pub review_band: Option<Spanned<Vec<f64>>>,
+    /// Ask what a person did when an alert describes only looks (default true).
+    pub describe_behaviour: Option<bool>,
     #[serde(default)]
     pub macros: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
@@ -175,6 +193,7 @@ pub struct RawTexts {
     pub corrected: Option<Spanned<String>>,
     pub retracted: Option<Spanned<String>>,
     pub also_reported: Option<Spanned<String>>,
+    pub photo_note: Option<Spanned<String>>,
     pub command_retract: Option<Spanned<String>>,
     pub command_forward: Option<Spanned<String>>,
     pub command_status: Option<Spanned<String>>,
@@ -189,6 +208,8 @@ pub struct RawTexts {
     pub status_header: Option<Spanned<String>>,
     pub status_line: Option<Spanned<String>>,
     pub status_empty: Option<Spanned<String>>,
+    pub review: Option<Spanned<String>>,
+    pub describe_behaviour: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -253,7 +253,9 @@ impl Dispatcher {
             limiter.record(&e.msg.chat, now);
             start.push((e.msg.chat.clone(), key));
         }
-        let timeout = rt.config.delivery.send_timeout;
+        let send_timeout = rt.config.delivery.send_timeout;
+        let media_timeout = rt.config.relay.media_timeout.max(send_timeout);
+        let max_bytes = rt.config.relay.media_max_bytes;
         for (chat, key) in start {
             let Some(entry) = self.queue.get(&chat, &key) else {
                 continue;
@@ -261,13 +263,29 @@ impl Dispatcher {
             self.in_flight.insert(entry.msg.chat.clone());
             let msg = entry.msg.clone();
             let platform = platform.clone();
+            // A photo comes from the platform that delivered it, and may
+            // take longer than a text.
+            let source = msg
+                .media
+                .as_ref()
+                .and_then(|m| rt.platforms.get(&m.account).cloned());
+            let timeout = if msg.media.is_some() {
+                media_timeout
+            } else {
+                send_timeout
+            };
             let store = self.state.store.clone();
             let tx = self.done_tx.clone();
             tokio::spawn(async move {
                 let started = Instant::now();
                 // A follow-up finds its thread's copy in this chat now, when
                 // its turn has come (see `thread_map`).
-                let send = crate::thread_map::deliver(store.as_ref(), platform.as_ref(), &msg);
+                let media = crate::thread_map::MediaSource {
+                    platform: source.as_deref(),
+                    max_bytes,
+                };
+                let send =
+                    crate::thread_map::deliver(store.as_ref(), platform.as_ref(), &media, &msg);
                 let result = match tokio::time::timeout(timeout, send).await {
                     Ok(r) => r,
                     Err(_) => Err(SendError::Transient(format!(

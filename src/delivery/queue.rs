@@ -101,6 +101,8 @@ mod tests {
                 kind,
                 thread: None,
                 op: Default::default(),
+                topic: None,
+                media: None,
             },
             created_ms: 0,
             attempts: 0,

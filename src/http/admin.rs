@@ -384,6 +384,27 @@ pub struct Overview {
     reminders_sent: u64,
     dead_letters: Vec<DeadLetter>,
     alerts: Vec<AlertView>,
+    corrections: CorrectionsView,
+}
+
+/// Coordinators' corrections (see [`crate::corrections`]): per month and
+/// the latest ones.
+#[derive(Serialize)]
+struct CorrectionsView {
+    /// (`YYYY-MM`, missed, wrongly forwarded), newest month first.
+    months: Vec<(String, u32, u32)>,
+    items: Vec<crate::corrections::Correction>,
+}
+
+/// The corrections within the retention period (at most the last 10,000
+/// alerts are looked at: a network sees a few a day).
+async fn corrections_of(
+    state: &AppState,
+    cfg: &Config,
+) -> Result<Vec<crate::corrections::Correction>, StoreError> {
+    let from = now_ms().saturating_sub(cfg.relay.retention.as_millis() as u64);
+    let alerts = state.store.alerts_since(from, 10_000).await?;
+    Ok(crate::corrections::from_alerts(cfg, &alerts))
 }
 
 fn state_name(s: DeliveryState) -> &'static str {
@@ -519,7 +540,41 @@ async fn overview(state: &AppState, rt: &Runtime) -> Result<Overview, StoreError
         reminders_sent: state.metrics.get("buurtrelay_reminders_total", &[]),
         dead_letters,
         alerts,
+        corrections: {
+            let all = corrections_of(state, cfg).await?;
+            CorrectionsView {
+                months: crate::corrections::per_month(&all)
+                    .into_iter()
+                    .rev()
+                    .map(|(m, (a, b))| (m, a, b))
+                    .collect(),
+                items: all.into_iter().take(50).collect(),
+            }
+        },
     })
+}
+
+/// `GET /admin/api/corrections.jsonl`: the coordinators' corrections in
+/// the corpus's training format (`buurtrelay train --data FILE`).
+pub async fn api_corrections_jsonl(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let rt = state.runtime.borrow().clone();
+    let a = access(&headers, &rt.config);
+    if !a.allowed() {
+        return Err(refuse(a));
+    }
+    let all = corrections_of(&state, &rt.config).await?;
+    let body = crate::corrections::to_jsonl(&rt.config, &all);
+    let mut r = body.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson; charset=utf-8"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
 }
 
 /// `GET /admin/api/overview`.
@@ -837,6 +892,62 @@ fn render(cfg: &Config, l: Lang, o: &Overview, csrf: &str, resent: Option<u64>) 
         }
         s.push_str("</tbody></table>");
     }
-    s.push_str("</section></main>");
+    s.push_str("</section>");
+    render_corrections(&mut s, cfg, l, &o.corrections);
+    s.push_str("</main>");
     s
+}
+
+fn render_corrections(s: &mut String, cfg: &Config, l: Lang, c: &CorrectionsView) {
+    let _ = write!(
+        s,
+        r#"<section class="card" aria-labelledby="corr-h"><h2 id="corr-h">{}</h2><p class="muted">{}</p>"#,
+        esc(l.t("corrections")),
+        esc(l.t("corrections_help")),
+    );
+    if c.months.is_empty() {
+        let _ = write!(s, "<p>{}</p></section>", esc(l.t("no_corrections")));
+        return;
+    }
+    let _ = write!(
+        s,
+        r#"<table class="corrections-months"><thead><tr><th scope="col">{}</th><th scope="col" class="num">{}</th><th scope="col" class="num">{}</th></tr></thead><tbody>"#,
+        esc(l.t("month")),
+        esc(l.t("missed")),
+        esc(l.t("wrong_forward")),
+    );
+    for (m, a, b) in &c.months {
+        let _ = write!(
+            s,
+            r#"<tr><td>{}</td><td class="num">{a}</td><td class="num">{b}</td></tr>"#,
+            esc(m)
+        );
+    }
+    let _ = write!(
+        s,
+        r#"</tbody></table><table class="corrections"><thead><tr><th scope="col">{}</th><th scope="col">{}</th><th scope="col">{}</th><th scope="col">{}</th></tr></thead><tbody>"#,
+        esc(l.t("when")),
+        esc(l.t("group")),
+        esc(l.t("correction")),
+        esc(l.t("text")),
+    );
+    for i in &c.items {
+        let kind = match i.kind {
+            crate::corrections::Kind::Missed => "missed",
+            crate::corrections::Kind::WrongForward => "wrong_forward",
+        };
+        let _ = write!(
+            s,
+            r#"<tr data-correction="{kind}"><td>{}</td><td>{}</td><td>{}</td><td class="excerpt">{}</td></tr>"#,
+            esc(&utc(i.at_ms)),
+            esc(name_of(cfg, &i.group)),
+            esc(l.t(kind)),
+            esc(&excerpt(&i.text, 160)),
+        );
+    }
+    let _ = write!(
+        s,
+        r#"</tbody></table><p><a href="/admin/api/corrections.jsonl">{}</a></p></section>"#,
+        esc(l.t("export_corrections"))
+    );
 }

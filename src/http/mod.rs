@@ -48,6 +48,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/admin/logout", post(admin::logout))
         .route("/admin/map.svg", get(admin::map_svg))
         .route("/admin/api/overview", get(admin::api_overview))
+        .route(
+            "/admin/api/corrections.jsonl",
+            get(admin::api_corrections_jsonl),
+        )
         .route("/admin/dead/{id}/resend", post(admin::resend))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)

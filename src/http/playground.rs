@@ -287,6 +287,7 @@ pub async fn simulate(
         at_ms: now_ms(),
         edit: None,
         quoted: None,
+        extra: Default::default(),
     };
     // A dry run: judged as a fresh message, outside any thread.
     let decision = relay::decide(

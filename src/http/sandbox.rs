@@ -137,6 +137,7 @@ pub async fn post_message(
         at_ms: stored.at_ms,
         edit: None,
         quoted,
+        extra: Default::default(),
     };
     let outcome = ingest::handle(&state, &rt, Inbound::Message(inbound)).await?;
     Ok((StatusCode::CREATED, Json(summary(stored, outcome))))
@@ -234,6 +235,7 @@ pub async fn edit_message(
         at_ms: edited.at_ms,
         edit: Some(at),
         quoted: None,
+        extra: Default::default(),
     };
     let outcome = ingest::handle(&state, &rt, Inbound::Message(inbound)).await?;
     Ok(Json(summary(edited, outcome)))

@@ -165,6 +165,49 @@ pub const SCRIPT_LABELS: &[&str] = &[
 
 /// key → [nl, fr, en]
 const LABELS: &[(&str, [&str; 3])] = &[
+    (
+        "corrections",
+        [
+            "Correcties van coördinatoren",
+            "Corrections des coordinateurs",
+            "Coordinators' corrections",
+        ],
+    ),
+    (
+        "corrections_help",
+        [
+            "/doorsturen van een bericht dat de relay niet doorstuurde (gemist) en /intrekken van een doorgestuurde melding (ten onrechte doorgestuurd): gelabelde berichten om het model van het netwerk op te hertrainen.",
+            "/transferer d'un message que le relais n'avait pas transféré (manqué) et /retirer d'un signalement transféré (transféré à tort) : des messages étiquetés pour réentraîner le modèle du réseau.",
+            "/forward of a message the relay did not forward (missed) and /retract of a forwarded alert (wrongly forwarded): labelled messages to retrain the network's model on.",
+        ],
+    ),
+    (
+        "no_corrections",
+        [
+            "Nog geen correcties.",
+            "Pas encore de corrections.",
+            "No corrections yet.",
+        ],
+    ),
+    ("month", ["Maand", "Mois", "Month"]),
+    ("missed", ["gemist", "manqué", "missed"]),
+    (
+        "wrong_forward",
+        [
+            "ten onrechte doorgestuurd",
+            "transféré à tort",
+            "wrongly forwarded",
+        ],
+    ),
+    ("correction", ["Correctie", "Correction", "Correction"]),
+    (
+        "export_corrections",
+        [
+            "Exporteren voor training (JSONL)",
+            "Exporter pour l'entraînement (JSONL)",
+            "Export for training (JSONL)",
+        ],
+    ),
     ("playground", ["Speeltuin", "Bac à sable", "Playground"]),
     (
         "playground_intro",

@@ -11,10 +11,15 @@
 //! every event comes to `/webhooks/{account}` itself.
 //!
 //! Authentication: Evolution does not sign its webhooks. With a
-//! `webhook_secret`, a request is accepted when the `apikey` header (a
-//! custom header set on the instance's webhook) or the envelope's own
-//! `apikey` field (the instance's token, which Evolution puts in every
-//! event) equals it, compared in constant time.
+//! `webhook_secret`, a request with an `apikey` header (a custom header set
+//! in the instance's webhook `headers`) is accepted when that header equals
+//! it; a request without one when the envelope's own `apikey` field does.
+//! Evolution fills that field with the instance token only when
+//! `AUTHENTICATION_EXPOSE_IN_FETCH_INSTANCES=true`; by default it is null,
+//! and such an event is refused (401, and a warning that says why). Both
+//! compare in constant time. Evolution v2.2+ flattens a quoting
+//! `extendedTextMessage` into `conversation` and keeps the quote only in
+//! `data.contextInfo`: both places are read.
 //!
 //! Our own posts come back as `fromMe` messages of the sending instance and
 //! as members' messages of any other linked number in the group; the mark
@@ -35,7 +40,9 @@ use serde_json::{Value, json};
 use super::whatsapp::{self, canonical_jid};
 use super::{Platform, SendError, WebhookError, secret_matches};
 use crate::config::{Account, ChatId, PlatformKind, PlatformSettings};
-use crate::message::{Inbound, InboundMessage, Outbound, Quoted, Sender, Sent};
+use crate::message::{
+    Extra, Inbound, InboundMessage, MediaFile, MediaRef, Outbound, Quoted, Sender, Sent,
+};
 use crate::store::Store;
 
 pub const APIKEY_HEADER: &str = "apikey";
@@ -156,22 +163,44 @@ fn text_and_quote(m: &Value) -> (Option<String>, Option<String>) {
 /// The text of the message a reply quotes, when WhatsApp sent it along.
 fn quoted_text(m: &Value) -> Option<String> {
     let m = unwrap_message(m);
-    let q = [
-        "/extendedTextMessage/contextInfo/quotedMessage",
-        "/imageMessage/contextInfo/quotedMessage",
-        "/videoMessage/contextInfo/quotedMessage",
+    [
+        "/extendedTextMessage/contextInfo",
+        "/imageMessage/contextInfo",
+        "/videoMessage/contextInfo",
     ]
     .iter()
-    .find_map(|p| m.pointer(p))?;
+    .find_map(|p| quoted_in(m.pointer(p)?))
+}
+
+/// The quoted text in a `contextInfo` (`quotedMessage`), if any.
+fn quoted_in(context_info: &Value) -> Option<String> {
+    let q = unwrap_message(context_info.get("quotedMessage")?);
     [
         "/conversation",
         "/extendedTextMessage/text",
         "/imageMessage/caption",
+        "/videoMessage/caption",
+        "/documentMessage/caption",
     ]
     .iter()
     .find_map(|p| q.pointer(p).and_then(Value::as_str))
     .filter(|s| !s.trim().is_empty())
     .map(str::to_string)
+}
+
+/// WhatsApp marks a forwarded message in its `contextInfo` (Evolution
+/// 2.2+ lifts that out to `data.contextInfo`).
+fn is_forwarded(m: &Value, context_info: &Value) -> bool {
+    let m = unwrap_message(m);
+    [
+        "/extendedTextMessage/contextInfo/isForwarded",
+        "/imageMessage/contextInfo/isForwarded",
+        "/videoMessage/contextInfo/isForwarded",
+    ]
+    .iter()
+    .filter_map(|p| m.pointer(p))
+    .chain(context_info.get("isForwarded"))
+    .any(|v| v.as_bool() == Some(true))
 }
 
 fn has_media(m: &Value) -> bool {
@@ -223,8 +252,25 @@ impl Evolution {
                 .and_then(Value::as_str)
                 .map(str::to_string)
         });
-        let quoted = quoted_text(&u.message).map(|text| Box::new(Quoted { text, sender: None }));
+        // Evolution >= 2.2 flattens an extendedTextMessage into
+        // `conversation` and keeps the quote only in `data.contextInfo`.
+        let quoted = quoted_text(&u.message)
+            .or_else(|| quoted_in(&u.context_info))
+            .map(|text| {
+                let sender = u
+                    .context_info
+                    .get("participant")
+                    .and_then(Value::as_str)
+                    .filter(|p| !p.is_empty())
+                    .map(|p| Sender {
+                        id: canonical_jid(p),
+                        name: None,
+                        is_bot: false,
+                    });
+                Box::new(Quoted { text, sender })
+            });
         let is_group = chat.as_str().ends_with("@g.us");
+        let mut sender_lid = None;
         let sender_id = if u.key.from_me {
             // The linked number's owner, typing on the phone (our own posts
             // are dropped by their mark in ingest).
@@ -235,10 +281,16 @@ impl Evolution {
                     "group message without key.participant".into(),
                 ));
             };
-            prefer_phone(p, u.key.participant_alt.as_deref()).to_string()
+            let id = prefer_phone(p, u.key.participant_alt.as_deref());
+            if id != p {
+                // Both spellings: the relay learns the pair.
+                sender_lid = Some(canonical_jid(p));
+            }
+            id.to_string()
         } else {
             chat.as_str().to_string()
         };
+        let photo = self.photo_of(&u.message, &u.key);
         Ok(Inbound::Message(InboundMessage {
             account: self.account.id.clone(),
             platform: PlatformKind::Evolution,
@@ -254,7 +306,40 @@ impl Evolution {
             at_ms: whatsapp::unix_seconds(Some(&u.message_timestamp)).saturating_mul(1000),
             edit: None,
             quoted,
+            extra: Box::new(Extra {
+                sender_lid,
+                media: photo,
+                forwarded: is_forwarded(&u.message, &u.context_info),
+                ..Extra::default()
+            }),
         }))
+    }
+
+    /// The photo of a message (an `imageMessage`, also inside the usual
+    /// wrappers), kept by the message's key: Evolution finds the message in
+    /// its store by it when asked for the file.
+    fn photo_of(&self, message: &Value, key: &Key) -> Option<MediaRef> {
+        let img = unwrap_message(message).get("imageMessage")?;
+        let handle = json!({
+            "id": key.id,
+            "remoteJid": key.remote_jid,
+            "fromMe": key.from_me,
+            "participant": key.participant,
+        });
+        Some(MediaRef {
+            account: self.account.id.clone(),
+            platform: PlatformKind::Evolution,
+            handle: handle.to_string(),
+            mimetype: img
+                .get("mimetype")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            size: img
+                .get("fileLength")
+                .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok())),
+            bot: None,
+            note: String::new(),
+        })
     }
 
     /// Evolution's `number`: a group's full JID, a member's bare number.
@@ -283,16 +368,29 @@ impl Platform for Evolution {
         body: &[u8],
     ) -> Result<Vec<Inbound>, WebhookError> {
         if let Some(secret) = &self.account.webhook_secret {
-            let by_header = secret_matches(
-                headers.get(APIKEY_HEADER).map(|v| v.as_bytes()),
-                secret.expose(),
-            );
-            // An unauthenticated body is not described back: any failure to
-            // read its apikey is just "unauthorized".
-            let ok = by_header
-                || serde_json::from_slice::<Apikey>(body).is_ok_and(|a| {
-                    secret_matches(a.apikey.as_deref().map(str::as_bytes), secret.expose())
-                });
+            // The custom header decides when it is there: it is the
+            // operator's own secret, set on the instance's webhook. Without
+            // it, the event's `apikey` field (the instance token) may stand
+            // in, but Evolution fills that in only with
+            // AUTHENTICATION_EXPOSE_IN_FETCH_INSTANCES=true: otherwise null.
+            let ok = match headers.get(APIKEY_HEADER) {
+                Some(h) => secret_matches(Some(h.as_bytes()), secret.expose()),
+                // An unauthenticated body is not described back: any
+                // failure to read its apikey is just "unauthorized".
+                None => match serde_json::from_slice::<Apikey>(body) {
+                    Ok(Apikey { apikey: Some(k) }) => {
+                        secret_matches(Some(k.as_bytes()), secret.expose())
+                    }
+                    Ok(Apikey { apikey: None }) => {
+                        tracing::warn!(
+                            account = %self.account.id,
+                            "evolution event refused: no `apikey` header and the event's apikey is null; set the header `apikey` on the instance's webhook (or AUTHENTICATION_EXPOSE_IN_FETCH_INSTANCES=true in Evolution, with webhook_secret = the instance token)"
+                        );
+                        false
+                    }
+                    Err(_) => false,
+                },
+            };
             if !ok {
                 return Err(WebhookError::Unauthorized);
             }
@@ -326,31 +424,127 @@ impl Platform for Evolution {
         Ok(out)
     }
 
+    /// `POST /chat/getBase64FromMediaMessage/{instance}` with the message's
+    /// key: Evolution finds the message in its store and downloads it.
+    async fn fetch_media(&self, media: &MediaRef, max_bytes: u64) -> Result<MediaFile, SendError> {
+        use base64::Engine;
+        let key: Value = serde_json::from_str(&media.handle)
+            .map_err(|_| SendError::Permanent("evolution: not a message key".into()))?;
+        if media.platform != PlatformKind::Evolution {
+            return Err(SendError::Permanent(
+                "evolution: not an Evolution message".into(),
+            ));
+        }
+        let body = json!({ "message": { "key": key }, "convertToMp4": false });
+        let v = self
+            .request(
+                &format!("chat/getBase64FromMediaMessage/{}", self.instance),
+                &body,
+            )
+            .await?;
+        let Some(b64) = v.get("base64").and_then(Value::as_str) else {
+            return Err(SendError::Permanent(
+                "evolution: no base64 in the answer".into(),
+            ));
+        };
+        // The encoded size tells before decoding: 4 characters per 3 bytes.
+        if (b64.len() as u64) / 4 * 3 > max_bytes + 3 {
+            return Err(SendError::Permanent(format!(
+                "evolution: photo larger than {max_bytes} bytes"
+            )));
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .map_err(|_| SendError::Permanent("evolution: unreadable base64".into()))?;
+        if bytes.is_empty() || bytes.len() as u64 > max_bytes {
+            return Err(SendError::Permanent(format!(
+                "evolution: photo empty or larger than {max_bytes} bytes"
+            )));
+        }
+        let mimetype = v
+            .get("mimetype")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| media.mimetype.clone())
+            .unwrap_or_else(|| "image/jpeg".into());
+        Ok(MediaFile { bytes, mimetype })
+    }
+
+    /// `POST /message/sendMedia/{instance}`: the photo as base64, the text
+    /// as its caption.
+    async fn send_photo(
+        &self,
+        msg: &Outbound,
+        _media: &MediaRef,
+        file: Option<&MediaFile>,
+    ) -> Result<Sent, SendError> {
+        use base64::Engine;
+        let Some(file) = file else {
+            return Err(SendError::Permanent(
+                "evolution: a photo needs its file".into(),
+            ));
+        };
+        let caption: String = msg.text.chars().take(MAX_TEXT_CHARS).collect();
+        let body = json!({
+            "number": Self::number(&msg.chat),
+            "mediatype": "image",
+            "mimetype": file.mimetype,
+            "caption": caption,
+            "media": base64::engine::general_purpose::STANDARD.encode(&file.bytes),
+            "fileName": "photo.jpg",
+        });
+        self.post("sendMedia", msg, &caption, body).await
+    }
+
     async fn send(&self, msg: &Outbound) -> Result<Sent, SendError> {
         let text: String = msg.text.chars().take(MAX_TEXT_CHARS).collect();
+        let body = json!({
+            "number": Self::number(&msg.chat),
+            "text": text,
+        });
+        self.post("sendText", msg, &text, body).await
+    }
+}
+
+impl Evolution {
+    /// Posts `body` to `/message/{method}/{instance}` after marking `text`
+    /// as our own copy in the chat; a reply quotes `msg.reply_to`.
+    async fn post(
+        &self,
+        method: &str,
+        msg: &Outbound,
+        text: &str,
+        mut body: Value,
+    ) -> Result<Sent, SendError> {
         whatsapp::remember_own_copy(
             self.store.as_ref(),
             PlatformKind::Evolution,
             &msg.chat,
-            &text,
+            text,
         )
         .await?;
-        let mut body = json!({
-            "number": Self::number(&msg.chat),
-            "text": text,
-        });
         if let Some(r) = &msg.reply_to {
             // Evolution finds the quoted message by its id in its own store.
             let id = whatsapp::message_key(PlatformKind::Waha, r);
             body["quoted"] = json!({ "key": { "id": id } });
         }
+        let v = self
+            .request(&format!("message/{method}/{}", self.instance), &body)
+            .await?;
+        let id = v
+            .pointer("/key/id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        Ok(Sent { message_id: id })
+    }
+
+    /// POSTs `body` to `{api_url}/{path}` with the apikey; the answer's JSON.
+    async fn request(&self, path: &str, body: &Value) -> Result<Value, SendError> {
         let mut req = self
             .http
-            .post(format!(
-                "{}/message/sendText/{}",
-                self.account.api_url, self.instance
-            ))
-            .json(&body);
+            .post(format!("{}/{path}", self.account.api_url))
+            .json(body);
         if let Some(t) = &self.account.token {
             req = req.header(APIKEY_HEADER, t.expose());
         }
@@ -367,13 +561,7 @@ impl Platform for Evolution {
         if !status.is_success() {
             return Err(whatsapp::gateway_error("evolution", status, retry, &bytes));
         }
-        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        let id = v
-            .pointer("/key/id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        Ok(Sent { message_id: id })
+        Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 }
 
@@ -392,6 +580,10 @@ mod tests {
     const ECHO: &str =
         include_str!("../../tests/fixtures/evolution/messages-upsert-from-me-echo.json");
     const UPDATE: &str = include_str!("../../tests/fixtures/evolution/messages-update.json");
+    const FLATTENED: &str =
+        include_str!("../../tests/fixtures/evolution/messages-upsert-v2.3-flattened-reply.json");
+    const APIKEY_NULL: &str =
+        include_str!("../../tests/fixtures/evolution/messages-upsert-apikey-null.json");
 
     /// The instance token in the fixtures' `apikey` field.
     const INSTANCE_KEY: &str = "B6D711FCDE4D4FD5936544120E713976";
@@ -456,6 +648,10 @@ mod tests {
         assert!(m.text.contains("nummerplaat"), "{}", m.text);
         // A `@lid` member is named by the phone JID Evolution gives beside it.
         assert_eq!(m.sender.id, "32475333333@c.us");
+        // The photo, kept by the message's key and found in the wrapper.
+        let media = m.extra.media.as_ref().expect("the photo");
+        assert!(media.handle.contains("3A7C2F9E1B5D8A4C6E0F"));
+        assert_eq!(media.size, Some(187_342));
     }
 
     #[test]
@@ -518,6 +714,57 @@ mod tests {
         assert_eq!(Evolution::number(&g), "120363041111111111@g.us");
         let p = ChatId::parse("32475111111@c.us").unwrap();
         assert_eq!(Evolution::number(&p), "32475111111");
+    }
+
+    #[test]
+    fn a_v2_3_reply_flattened_to_a_conversation_keeps_its_quote() {
+        let (e, _d) = evo(None);
+        let Inbound::Message(m) = one(&e, FLATTENED) else {
+            panic!()
+        };
+        assert_eq!(m.text, "/doorsturen");
+        assert_eq!(m.reply_to.as_deref(), Some("3EB0D9E8F7A6B5C4D3E2"));
+        let q = m.quoted.as_ref().expect("the quote in data.contextInfo");
+        assert!(q.text.contains("koevoet"), "{}", q.text);
+        assert_eq!(
+            q.sender.as_ref().map(|s| s.id.as_str()),
+            Some("32475111111@c.us")
+        );
+    }
+
+    #[test]
+    fn the_custom_header_decides_and_a_null_apikey_is_accepted_only_with_it() {
+        let (e, _d) = evo(Some(INSTANCE_KEY));
+        // Evolution's default: `apikey` null in the event.
+        assert!(matches!(
+            e.parse_webhook(&HeaderMap::new(), APIKEY_NULL.as_bytes()),
+            Err(WebhookError::Unauthorized)
+        ));
+        let mut h = HeaderMap::new();
+        h.insert(APIKEY_HEADER, INSTANCE_KEY.parse().unwrap());
+        assert!(e.parse_webhook(&h, APIKEY_NULL.as_bytes()).is_ok());
+        // A wrong header is refused even when the body's apikey is right:
+        // the header is the operator's own secret and decides.
+        h.insert(APIKEY_HEADER, "wrong".parse().unwrap());
+        assert!(matches!(
+            e.parse_webhook(&h, CONVERSATION.as_bytes()),
+            Err(WebhookError::Unauthorized)
+        ));
+    }
+
+    #[test]
+    fn a_forwarded_message_is_marked_in_either_place() {
+        let (e, _d) = evo(None);
+        let mut v: Value = serde_json::from_str(FLATTENED).unwrap();
+        v["data"]["contextInfo"]["isForwarded"] = json!(true);
+        let Inbound::Message(m) = one(&e, &v.to_string()) else {
+            panic!()
+        };
+        assert!(m.extra.forwarded);
+        let Inbound::Message(m) = one(&e, REPLY) else {
+            panic!()
+        };
+        assert!(!m.extra.forwarded);
     }
 
     #[test]

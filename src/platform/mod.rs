@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use axum::http::HeaderMap;
 
 use crate::config::{Account, ChatId, PlatformKind};
-use crate::message::{Inbound, Outbound, Sent};
+use crate::message::{Inbound, MediaFile, MediaRef, Outbound, Sent};
 use crate::store::{SandboxChats, Store};
 
 /// Why a webhook request was refused. Each variant names its HTTP status.
@@ -91,6 +91,52 @@ pub trait Platform: Send + Sync {
         None
     }
 
+    /// The phone JID (`32475123456@c.us`) of a WhatsApp `@lid` member, when
+    /// the gateway can look it up (WAHA). Default: it cannot. Called by the
+    /// ingest only for a sender it cannot match otherwise; bounded by a
+    /// short timeout, `None` on any failure.
+    async fn phone_of_lid(&self, _lid: &str) -> Option<String> {
+        None
+    }
+
+    /// The bytes of a photo this platform delivered (see [`MediaRef`]), at
+    /// most `max_bytes`. [`SendError::Permanent`] when it cannot be had
+    /// (gone, too large, not supported: the copy then goes as text),
+    /// [`SendError::Transient`] when a retry may help. Default: not
+    /// supported.
+    async fn fetch_media(
+        &self,
+        _media: &MediaRef,
+        _max_bytes: u64,
+    ) -> Result<MediaFile, SendError> {
+        Err(SendError::Permanent(format!(
+            "{} cannot fetch media",
+            self.kind()
+        )))
+    }
+
+    /// This platform can post `media` without its bytes (Telegram: a
+    /// `file_id` of the same bot).
+    fn knows_media(&self, _media: &MediaRef) -> bool {
+        false
+    }
+
+    /// Posts a photo with `msg.text` as its caption: `file` when given,
+    /// else `media` by reference (only when [`Self::knows_media`]).
+    /// [`SendError::Permanent`] for a photo the platform will not take (the
+    /// copy then goes as text). Default: this platform posts no photos.
+    async fn send_photo(
+        &self,
+        _msg: &Outbound,
+        _media: &MediaRef,
+        _file: Option<&MediaFile>,
+    ) -> Result<Sent, SendError> {
+        Err(SendError::Permanent(format!(
+            "{} posts no photos",
+            self.kind()
+        )))
+    }
+
     /// Sends one message.
     async fn send(&self, msg: &Outbound) -> Result<Sent, SendError>;
 
@@ -145,6 +191,91 @@ pub fn own_copy_key(platform: PlatformKind, chat: &ChatId, text: &str) -> String
         chat,
         hex::encode(&h[..16])
     )
+}
+
+/// Downloads a file (a photo) of at most `max` bytes. 404 and 410: gone
+/// for good; 408, 429 and 5xx: worth a retry; a larger file is refused
+/// without reading it all.
+pub async fn download(
+    req: reqwest::RequestBuilder,
+    max: u64,
+    what: &str,
+) -> Result<Vec<u8>, SendError> {
+    let mut resp = req
+        .send()
+        .await
+        .map_err(|e| SendError::Transient(format!("{what}: {}", e.without_url())))?;
+    let status = resp.status();
+    if !status.is_success() {
+        let why = format!("{what}: HTTP {}", status.as_u16());
+        return Err(match status.as_u16() {
+            408 | 429 | 500..=599 => SendError::Transient(why),
+            _ => SendError::Permanent(why),
+        });
+    }
+    if resp.content_length().is_some_and(|n| n > max) {
+        return Err(SendError::Permanent(format!(
+            "{what}: larger than {max} bytes"
+        )));
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| SendError::Transient(format!("{what}: {}", e.without_url())))?
+    {
+        if bytes.len() as u64 + chunk.len() as u64 > max {
+            return Err(SendError::Permanent(format!(
+                "{what}: larger than {max} bytes"
+            )));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    if bytes.is_empty() {
+        return Err(SendError::Permanent(format!("{what}: empty file")));
+    }
+    Ok(bytes)
+}
+
+/// A `multipart/form-data` body of text fields and one file, and its
+/// content type (Telegram's sendPhoto, the Cloud API's media upload).
+pub fn multipart(fields: &[(&str, String)], file: (&str, &str, &MediaFile)) -> (String, Vec<u8>) {
+    let boundary = format!(
+        "buurtrelay{:016x}{:016x}",
+        fastrand::u64(..),
+        fastrand::u64(..)
+    );
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    let (name, filename, f) = file;
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: {}\r\n\r\n",
+            f.mimetype
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(&f.bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// The first `max` characters of a caption (Telegram and the Cloud API take
+/// 1024), with an ellipsis when it was cut.
+pub fn caption(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut c: String = text.chars().take(max.saturating_sub(1)).collect();
+    c.push('…');
+    c
 }
 
 /// Compares two secrets in constant time.

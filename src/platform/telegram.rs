@@ -6,6 +6,16 @@
 //! parsed; chat ids are kept exactly (negative i64). Service messages are
 //! ignored, `migrate_to_chat_id` is reported.
 //!
+//! Senders that are no user: an admin posting anonymously (`from` is
+//! @GroupAnonymousBot, `sender_chat` the group) is one of the group's
+//! admins, a coordinator or a member as the account's `anonymous_admins`
+//! says; a member posting as their channel is named after the channel; a
+//! linked channel's automatic forward (`is_automatic_forward`) is ignored
+//! (the channel published it already). A forwarded message (`forward_origin`)
+//! is the forwarding member's, marked as forwarded. In forum groups the
+//! topic (`message_thread_id` with `is_topic_message`) is kept, and sends
+//! carry the topic they belong in.
+//!
 //! Sending: `sendMessage` with `reply_parameters`; `{ok:false, error_code:429,
 //! parameters.retry_after}` becomes [`SendError::RateLimited`]. Copies are
 //! changed with `editMessageText` and `deleteMessage`; a message Telegram
@@ -20,8 +30,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{ChangeError, Platform, SendError, WebhookError, secret_matches};
-use crate::config::{Account, ChatId, PlatformKind, Secret};
-use crate::message::{Inbound, InboundMessage, Outbound, Quoted, Sender, Sent};
+use crate::config::{Account, AnonymousAdmins, ChatId, PlatformKind, PlatformSettings, Secret};
+use crate::message::{
+    Extra, Inbound, InboundMessage, MediaFile, MediaRef, Outbound, Quoted, Sender, Sent,
+};
 
 pub const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
 /// Telegram's limit is 4096 UTF-16 units; stay safely below.
@@ -31,7 +43,12 @@ pub struct Telegram {
     account: Account,
     http: reqwest::Client,
     bot_id: Option<String>,
+    anonymous_admins: AnonymousAdmins,
 }
+
+/// The user Telegram names as the author of an anonymous admin's message
+/// (@GroupAnonymousBot); `sender_chat` is then the group itself.
+const GROUP_ANONYMOUS_BOT: i64 = 1_087_968_824;
 
 impl Telegram {
     pub fn new(account: &Account, http: reqwest::Client) -> Self {
@@ -42,10 +59,15 @@ impl Telegram {
             .as_ref()
             .and_then(|t| t.expose().split_once(':'))
             .map(|(id, _)| id.to_string());
+        let anonymous_admins = match &account.settings {
+            PlatformSettings::Telegram { anonymous_admins } => *anonymous_admins,
+            _ => AnonymousAdmins::Coordinator,
+        };
         Self {
             account: account.clone(),
             http,
             bot_id,
+            anonymous_admins,
         }
     }
 
@@ -66,11 +88,29 @@ struct Update {
 struct Message {
     message_id: i64,
     from: Option<User>,
+    /// The chat a message was sent on behalf of: the group itself (an
+    /// anonymous admin) or a channel (its linked channel's automatic
+    /// forward, or a member posting as their channel).
+    sender_chat: Option<Chat>,
+    /// An anonymous admin's custom title.
+    author_signature: Option<String>,
+    /// A channel post copied into its linked discussion group by Telegram.
+    #[serde(default)]
+    is_automatic_forward: bool,
+    /// Where a forwarded message came from (Bot API 7.0+).
+    forward_origin: Option<serde_json::Value>,
+    /// Forum topic (or, outside forums, reply thread) of the message.
+    message_thread_id: Option<i64>,
+    /// True when `message_thread_id` is a forum topic.
+    #[serde(default)]
+    is_topic_message: bool,
     chat: Chat,
     date: i64,
     edit_date: Option<i64>,
     text: Option<String>,
     caption: Option<String>,
+    /// A photo in several sizes, the largest last.
+    photo: Option<Vec<PhotoSize>>,
     reply_to_message: Option<Box<ReplyTo>>,
     migrate_to_chat_id: Option<i64>,
 }
@@ -81,6 +121,12 @@ struct ReplyTo {
     from: Option<User>,
     text: Option<String>,
     caption: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PhotoSize {
+    file_id: String,
+    file_size: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -96,6 +142,7 @@ struct Chat {
     id: i64,
     #[serde(rename = "type")]
     kind: String,
+    title: Option<String>,
 }
 
 /// An answer of the Bot API. `result` is a message for `sendMessage` and
@@ -131,17 +178,58 @@ impl Telegram {
                 to,
             });
         }
+        let photo = m
+            .photo
+            .as_ref()
+            .and_then(|sizes| sizes.last())
+            .map(|p| MediaRef {
+                account: self.account.id.clone(),
+                platform: PlatformKind::Telegram,
+                handle: p.file_id.clone(),
+                // Telegram re-encodes every photo as JPEG.
+                mimetype: Some("image/jpeg".into()),
+                size: p.file_size,
+                bot: self.bot_id.clone(),
+                note: String::new(),
+            });
         let Some(text) = m.text.or(m.caption) else {
             return Ok(Inbound::Ignored {
                 reason: "no text (service message, sticker or media without caption)",
             });
         };
-        let Some(from) = m.from else {
+        if m.is_automatic_forward {
+            // The linked channel's own post, copied into its discussion
+            // group by Telegram: an announcement already published to the
+            // channel's readers, not a member's report.
             return Ok(Inbound::Ignored {
-                reason: "no sender (anonymous admin or channel)",
+                reason: "a linked channel's post (automatic forward)",
             });
+        }
+        let mut group_admin = false;
+        let (sender_id, name, is_bot) = match (&m.sender_chat, m.from) {
+            // An admin posting anonymously, as the group: Telegram does not
+            // say which one. One id for all of them in this group.
+            (Some(sc), _) if sc.id == m.chat.id => {
+                group_admin = self.anonymous_admins == AnonymousAdmins::Coordinator;
+                (
+                    format!("admin:{}", sc.id),
+                    m.author_signature.clone(),
+                    false,
+                )
+            }
+            // A member posting as their channel: named after the channel.
+            (Some(sc), _) => (format!("chat:{}", sc.id), sc.title.clone(), false),
+            (None, Some(from)) => (
+                from.id.to_string(),
+                Some(full_name(from.first_name, from.last_name)),
+                from.is_bot && from.id != GROUP_ANONYMOUS_BOT,
+            ),
+            (None, None) => {
+                return Ok(Inbound::Ignored {
+                    reason: "no sender",
+                });
+            }
         };
-        let name = full_name(from.first_name, from.last_name);
         let (reply_to, quoted) = match m.reply_to_message {
             Some(r) => {
                 let r = *r;
@@ -165,9 +253,9 @@ impl Telegram {
             chat,
             message_id: m.message_id.to_string(),
             sender: Sender {
-                id: from.id.to_string(),
-                name: Some(name),
-                is_bot: from.is_bot,
+                id: sender_id,
+                name,
+                is_bot,
             },
             text,
             reply_to,
@@ -178,6 +266,16 @@ impl Telegram {
                 None
             },
             quoted,
+            extra: Box::new(Extra {
+                topic: m
+                    .message_thread_id
+                    .filter(|_| m.is_topic_message)
+                    .map(|t| t.to_string()),
+                forwarded: m.forward_origin.is_some(),
+                group_admin,
+                sender_lid: None,
+                media: photo,
+            }),
         }))
     }
 
@@ -189,16 +287,33 @@ impl Telegram {
         chat: &ChatId,
         group: &str,
     ) -> Result<serde_json::Value, ApiFailure> {
+        self.call_with(method, Body::Json(body), Some(chat), group)
+            .await
+    }
+
+    /// Calls one Bot API method with a JSON or multipart body; `chat` and
+    /// `group` name the chat a migration error is about.
+    async fn call_with(
+        &self,
+        method: &str,
+        body: Body<'_>,
+        chat: Option<&ChatId>,
+        group: &str,
+    ) -> Result<serde_json::Value, ApiFailure> {
         let Some(token) = self.token() else {
             return Err(ApiFailure::Send(SendError::Permanent(
                 "account has no token".into(),
             )));
         };
         let url = format!("{}/bot{}/{method}", self.account.api_url, token.expose());
-        let resp = self
-            .http
-            .post(url)
-            .json(body)
+        let req = self.http.post(url);
+        let req = match body {
+            Body::Json(v) => req.json(v),
+            Body::Multipart(content_type, bytes) => req
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(bytes),
+        };
+        let resp = req
             .send()
             .await
             // The URL holds the token: never let it reach an error message.
@@ -225,7 +340,9 @@ impl Telegram {
                         Duration::from_secs(secs),
                     )));
                 }
-                if let Some(to) = params.as_ref().and_then(|p| p.migrate_to_chat_id) {
+                if let (Some(to), Some(chat)) =
+                    (params.as_ref().and_then(|p| p.migrate_to_chat_id), chat)
+                {
                     tracing::error!(
                         account = %self.account.id,
                         chat = %chat,
@@ -262,6 +379,16 @@ impl Telegram {
         Ok(json!({ "chat_id": chat_json(chat), "message_id": id }))
     }
 }
+
+/// The body of a Bot API call.
+enum Body<'a> {
+    Json(&'a serde_json::Value),
+    /// Content type (with its boundary) and bytes.
+    Multipart(String, Vec<u8>),
+}
+
+/// Telegram's limit for a photo's caption.
+const MAX_CAPTION_CHARS: usize = 1024;
 
 /// A failed Bot API call: a send error as the workers know it, or a 4xx
 /// refusal with Telegram's code and description (which edit and delete
@@ -324,6 +451,118 @@ impl Platform for Telegram {
         Ok(out)
     }
 
+    fn knows_media(&self, media: &MediaRef) -> bool {
+        media.platform == PlatformKind::Telegram && media.bot.is_some() && media.bot == self.bot_id
+    }
+
+    /// `getFile`, then the file from `{api_url}/file/bot{token}/{path}`.
+    async fn fetch_media(&self, media: &MediaRef, max_bytes: u64) -> Result<MediaFile, SendError> {
+        if !self.knows_media(media) {
+            return Err(SendError::Permanent(
+                "telegram: a file of another bot".into(),
+            ));
+        }
+        let body = json!({ "file_id": media.handle });
+        let file = match self.call_with("getFile", Body::Json(&body), None, "").await {
+            Ok(f) => f,
+            Err(ApiFailure::Send(e)) => return Err(e),
+            Err(ApiFailure::Refused(code, desc)) => {
+                return Err(SendError::Permanent(format!("telegram {code}: {desc}")));
+            }
+        };
+        if file
+            .get("file_size")
+            .and_then(serde_json::Value::as_u64)
+            .is_some_and(|n| n > max_bytes)
+        {
+            return Err(SendError::Permanent(format!(
+                "telegram: photo larger than {max_bytes} bytes"
+            )));
+        }
+        let Some(path) = file.get("file_path").and_then(serde_json::Value::as_str) else {
+            return Err(SendError::Permanent(
+                "telegram: getFile gave no file_path".into(),
+            ));
+        };
+        let Some(token) = self.token() else {
+            return Err(SendError::Permanent("account has no token".into()));
+        };
+        let url = format!("{}/file/bot{}/{path}", self.account.api_url, token.expose());
+        let bytes = super::download(self.http.get(url), max_bytes, "telegram file").await?;
+        Ok(MediaFile {
+            bytes,
+            mimetype: media
+                .mimetype
+                .clone()
+                .unwrap_or_else(|| "image/jpeg".into()),
+        })
+    }
+
+    /// `sendPhoto`: by `file_id` when this bot knows it, else uploaded.
+    async fn send_photo(
+        &self,
+        msg: &Outbound,
+        media: &MediaRef,
+        file: Option<&MediaFile>,
+    ) -> Result<Sent, SendError> {
+        let caption = super::caption(&msg.text, MAX_CAPTION_CHARS);
+        let reply = msg
+            .reply_to
+            .as_ref()
+            .and_then(|r| r.parse::<i64>().ok())
+            .map(|r| json!({"message_id": r, "allow_sending_without_reply": true}));
+        let topic = msg.topic.as_ref().and_then(|t| t.parse::<i64>().ok());
+        let json_body;
+        let body = match file {
+            None => {
+                let mut b = json!({
+                    "chat_id": chat_json(&msg.chat),
+                    "photo": media.handle,
+                    "caption": caption,
+                });
+                if let Some(t) = topic {
+                    b["message_thread_id"] = json!(t);
+                }
+                if let Some(r) = &reply {
+                    b["reply_parameters"] = r.clone();
+                }
+                json_body = b;
+                Body::Json(&json_body)
+            }
+            Some(f) => {
+                let mut fields = vec![
+                    ("chat_id", msg.chat.as_str().to_string()),
+                    ("caption", caption),
+                ];
+                if let Some(t) = topic {
+                    fields.push(("message_thread_id", t.to_string()));
+                }
+                if let Some(r) = &reply {
+                    fields.push(("reply_parameters", r.to_string()));
+                }
+                let (content_type, bytes) = super::multipart(&fields, ("photo", "photo.jpg", f));
+                Body::Multipart(content_type, bytes)
+            }
+        };
+        match self
+            .call_with("sendPhoto", body, Some(&msg.chat), msg.group.as_str())
+            .await
+        {
+            Ok(result) => match result.get("message_id").and_then(|v| v.as_i64()) {
+                Some(id) => Ok(Sent {
+                    message_id: id.to_string(),
+                }),
+                None => Err(SendError::Transient(
+                    "telegram: answer without a message_id".into(),
+                )),
+            },
+            Err(ApiFailure::Send(e)) => Err(e),
+            Err(ApiFailure::Refused(code, desc)) => {
+                Err(SendError::Permanent(format!("telegram {code}: {desc}")))
+            }
+        }
+    }
+
     async fn send(&self, msg: &Outbound) -> Result<Sent, SendError> {
         let text: String = msg.text.chars().take(MAX_TEXT_CHARS).collect();
         let mut body = json!({
@@ -331,6 +570,11 @@ impl Platform for Telegram {
             "text": text,
             "link_preview_options": {"is_disabled": true},
         });
+        if let Some(t) = msg.topic.as_ref().and_then(|t| t.parse::<i64>().ok()) {
+            // A forum topic: without it the message lands in General (and
+            // is refused with TOPIC_CLOSED where General is closed).
+            body["message_thread_id"] = json!(t);
+        }
         if let Some(r) = msg.reply_to.as_ref().and_then(|r| r.parse::<i64>().ok()) {
             body["reply_parameters"] = json!({
                 "message_id": r,
@@ -368,6 +612,23 @@ impl Platform for Telegram {
             Err(ApiFailure::Send(e)) => Err(e.into()),
             // The same text again (an edit that changed nothing the copy shows).
             Err(ApiFailure::Refused(_, d)) if d.contains("not modified") => Ok(()),
+            // A copy posted as a photo: its text is the caption.
+            Err(ApiFailure::Refused(400, d)) if d.contains("no text in the message") => {
+                let mut body = Self::message_body(&msg.chat, message_id)?;
+                body["caption"] = json!(super::caption(&msg.text, MAX_CAPTION_CHARS));
+                match self
+                    .call("editMessageCaption", &body, &msg.chat, msg.group.as_str())
+                    .await
+                {
+                    Ok(_) => Ok(()),
+                    Err(ApiFailure::Send(e)) => Err(e.into()),
+                    Err(ApiFailure::Refused(_, d)) if d.contains("not modified") => Ok(()),
+                    Err(ApiFailure::Refused(400, _)) => Err(ChangeError::NotSupported),
+                    Err(ApiFailure::Refused(code, desc)) => Err(ChangeError::Failed(
+                        SendError::Permanent(format!("telegram {code}: {desc}")),
+                    )),
+                }
+            }
             // "message can't be edited", "message to edit not found": reply instead.
             Err(ApiFailure::Refused(400, _)) => Err(ChangeError::NotSupported),
             Err(ApiFailure::Refused(code, desc)) => Err(ChangeError::Failed(SendError::Permanent(
@@ -412,6 +673,17 @@ mod tests {
         let acc = c.accounts.get(&AccountId::parse("bot").unwrap()).unwrap();
         Telegram::new(acc, reqwest::Client::new())
     }
+
+    const ANONYMOUS_ADMIN: &str =
+        include_str!("../../tests/fixtures/telegram/update-anonymous-admin.json");
+    const AUTOMATIC_FORWARD: &str =
+        include_str!("../../tests/fixtures/telegram/update-automatic-forward.json");
+    const FORWARDED: &str = include_str!("../../tests/fixtures/telegram/update-forwarded.json");
+    const FORUM: &str =
+        include_str!("../../tests/fixtures/telegram/update-forum-topic-message.json");
+    const PHOTO: &str = include_str!("../../tests/fixtures/telegram/update-photo-caption.json");
+    const ALBUM_SECOND: &str =
+        include_str!("../../tests/fixtures/telegram/update-album-second-photo.json");
 
     const GROUP_MSG: &str = r#"{"update_id":10,"message":{"message_id":5,"from":{"id":111,"is_bot":false,"first_name":"Jan","last_name":"Peeters"},"chat":{"id":-1001234567890,"title":"Veulen","type":"supergroup"},"date":1700000000,"text":"Verdachte wagen","reply_to_message":{"message_id":4,"chat":{"id":-1001234567890,"type":"supergroup"},"date":1699999999}}}"#;
 
@@ -507,6 +779,93 @@ mod tests {
         let join = r#"{"update_id":12,"message":{"message_id":7,"from":{"id":1,"is_bot":false,"first_name":"A"},"chat":{"id":-4001,"type":"group"},"date":1,"new_chat_members":[{"id":2,"is_bot":false,"first_name":"B"}]}}"#;
         assert!(matches!(
             t.parse_webhook(&HeaderMap::new(), join.as_bytes()).unwrap()[0],
+            Inbound::Ignored { .. }
+        ));
+    }
+
+    fn tg_with(extra: &str) -> Telegram {
+        let cfg = format!(
+            "[accounts.bot]\nplatform = \"telegram\"\ntoken = \"123456:ABCDEF\"\n{extra}\n\
+             [[groups]]\nid = \"a\"\nname = \"A\"\naccount = \"bot\"\nchat = \"-1001000000000\"\n"
+        );
+        let c = crate::config::Config::parse(&cfg, std::path::Path::new("t.toml")).unwrap();
+        let acc = c.accounts.get(&AccountId::parse("bot").unwrap()).unwrap();
+        Telegram::new(acc, reqwest::Client::new())
+    }
+
+    fn only(t: &Telegram, body: &str) -> Inbound {
+        let mut ev = t.parse_webhook(&HeaderMap::new(), body.as_bytes()).unwrap();
+        assert_eq!(ev.len(), 1);
+        ev.remove(0)
+    }
+
+    #[test]
+    fn an_anonymous_admin_is_one_of_the_groups_admins_not_a_bot() {
+        let Inbound::Message(m) = only(&tg(None), ANONYMOUS_ADMIN) else {
+            panic!()
+        };
+        assert!(!m.sender.is_bot);
+        assert!(m.extra.group_admin, "a coordinator by default");
+        assert_eq!(m.sender.id, "admin:-1001000000000");
+        // The custom title is the only name Telegram gives.
+        assert_eq!(m.sender.name.as_deref(), Some("Wijkagent"));
+        let members = tg_with("anonymous_admins = \"member\"");
+        let Inbound::Message(m) = only(&members, ANONYMOUS_ADMIN) else {
+            panic!()
+        };
+        assert!(!m.extra.group_admin);
+        assert!(!m.sender.is_bot);
+    }
+
+    #[test]
+    fn a_linked_channels_automatic_forward_is_ignored_and_a_forward_is_marked() {
+        assert!(matches!(
+            only(&tg(None), AUTOMATIC_FORWARD),
+            Inbound::Ignored { .. }
+        ));
+        let Inbound::Message(m) = only(&tg(None), FORWARDED) else {
+            panic!()
+        };
+        assert!(m.extra.forwarded);
+        // The member who forwarded it, never the first author.
+        assert_eq!(m.sender.id, "555");
+        assert_eq!(m.sender.name.as_deref(), Some("Jan Peeters"));
+    }
+
+    #[test]
+    fn a_forum_message_keeps_its_topic_and_a_reply_thread_is_no_topic() {
+        let Inbound::Message(m) = only(&tg(None), FORUM) else {
+            panic!()
+        };
+        assert_eq!(m.extra.topic.as_deref(), Some("7"));
+        // The topic's creation message is no message the member replied to.
+        let plain = GROUP_MSG.replace(
+            "\"message_id\":5,",
+            "\"message_id\":5,\"message_thread_id\":4,",
+        );
+        let Inbound::Message(m) = only(&tg(None), &plain) else {
+            panic!()
+        };
+        assert_eq!(m.extra.topic, None, "no is_topic_message: not a forum");
+    }
+
+    #[test]
+    fn a_photo_is_read_by_its_caption() {
+        let Inbound::Message(m) = only(&tg(None), PHOTO) else {
+            panic!()
+        };
+        assert!(m.text.starts_with("Deze wagen staat"), "{}", m.text);
+        // The largest size, known to this bot.
+        let media = m.extra.media.as_ref().expect("the photo");
+        assert_eq!(media.handle, "AgACAgQAAxkBAAIBQ2dXk3s0c2FtcGxlX2xhcmdlAAI");
+        assert_eq!(media.size, Some(98342));
+        assert_eq!(media.bot.as_deref(), Some("123456"));
+    }
+
+    #[test]
+    fn an_albums_photo_without_caption_is_ignored() {
+        assert!(matches!(
+            only(&tg(None), ALBUM_SECOND),
             Inbound::Ignored { .. }
         ));
     }

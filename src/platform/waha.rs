@@ -35,7 +35,9 @@ use serde_json::{Value, json};
 use super::whatsapp::{self, canonical_jid};
 use super::{Platform, SendError, WebhookError};
 use crate::config::{Account, ChatId, PlatformKind, PlatformSettings};
-use crate::message::{Inbound, InboundMessage, Outbound, Quoted, Sender, Sent};
+use crate::message::{
+    Extra, Inbound, InboundMessage, MediaFile, MediaRef, Outbound, Quoted, Sender, Sent,
+};
 use crate::store::Store;
 
 pub const HMAC_HEADER: &str = "x-webhook-hmac";
@@ -98,9 +100,18 @@ struct Message {
     body: Option<String>,
     #[serde(default)]
     has_media: bool,
+    /// Where WAHA keeps the file it downloaded (with WAHA's media download
+    /// on): `{url, mimetype}`.
+    media: Option<WahaMedia>,
     reply_to: Option<ReplyTo>,
     #[serde(rename = "_data", default)]
     data: Value,
+}
+
+#[derive(Deserialize)]
+struct WahaMedia {
+    url: Option<String>,
+    mimetype: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -119,12 +130,52 @@ fn raw_str<'a>(data: &'a Value, pointers: &[&str]) -> Option<&'a str> {
         .filter(|s| !s.trim().is_empty())
 }
 
+/// The chat a WAHA message belongs to, whichever engine wrote it.
+///
+/// `from` is the chat for every received message, and for the linked
+/// number's own messages in NOWEB and GOWS; WEBJS writes the linked number
+/// in `from` and the chat in `to` for those, while GOWS writes the sender in
+/// `to` and NOWEB leaves `to` out when Baileys gives no participant (our own
+/// sends). So: a group id in `from`, else in `to`, else the engine's raw key
+/// (WEBJS `id.remote`, NOWEB `key.remoteJid`, GOWS `Info.Chat`), else, for
+/// a direct chat, `to` for our own messages and `from` for the others'.
+fn chat_of(m: &Message) -> Option<String> {
+    let group = |s: &Option<String>| {
+        s.as_deref()
+            .filter(|c| canonical_jid(c).ends_with("@g.us"))
+            .map(str::to_string)
+    };
+    group(&m.from)
+        .or_else(|| group(&m.to))
+        .or_else(|| {
+            raw_str(&m.data, &["/id/remote", "/key/remoteJid", "/Info/Chat"]).map(str::to_string)
+        })
+        .or_else(|| {
+            if m.from_me {
+                m.to.clone()
+            } else {
+                m.from.clone()
+            }
+        })
+        .filter(|c| !c.trim().is_empty())
+}
+
 impl Waha {
     fn to_inbound(&self, m: Message, me: Option<&Me>) -> Result<Inbound, WebhookError> {
-        // `from` is the chat for a received message; for our own number's
-        // messages the chat is `to`.
-        let chat_raw = if m.from_me { m.to } else { m.from };
-        let Some(chat_raw) = chat_raw.filter(|c| !c.is_empty()) else {
+        // What the gateway's API sent is ours: answered and dropped before
+        // anything else (NOWEB reports our sends without a `to`; a refusal
+        // would only make WAHA retry).
+        if m.from_me && m.source.as_deref() == Some("api") {
+            return Ok(Inbound::Ignored {
+                reason: "sent through the gateway's API (our own post)",
+            });
+        }
+        let Some(chat_raw) = chat_of(&m) else {
+            if m.from_me {
+                return Ok(Inbound::Ignored {
+                    reason: "the linked number's own message without a chat",
+                });
+            }
             return Err(WebhookError::Malformed("message without a chat".into()));
         };
         let chat = canonical_jid(&chat_raw);
@@ -134,11 +185,30 @@ impl Waha {
             });
         }
         let chat = ChatId::parse(&chat).map_err(WebhookError::Malformed)?;
-        if m.from_me && m.source.as_deref() == Some("api") {
-            return Ok(Inbound::Ignored {
-                reason: "sent through the gateway's API (our own post)",
+        // A photo WAHA downloaded: kept by its path on the gateway, which is
+        // fetched from `api_url` (WAHA's own base URL may name another host).
+        let photo = m
+            .media
+            .as_ref()
+            .filter(|_| m.has_media)
+            .filter(|md| {
+                md.mimetype
+                    .as_deref()
+                    .is_some_and(|t| t.starts_with("image/"))
+            })
+            .and_then(|md| {
+                let url = md.url.as_deref()?;
+                let path = &url[url.find("/api/files/")?..];
+                Some(MediaRef {
+                    account: self.account.id.clone(),
+                    platform: PlatformKind::Waha,
+                    handle: path.to_string(),
+                    mimetype: md.mimetype.clone(),
+                    size: None,
+                    bot: None,
+                    note: String::new(),
+                })
             });
-        }
         let Some(text) = m.body.filter(|b| !b.trim().is_empty()) else {
             return Ok(Inbound::Ignored {
                 reason: if m.has_media {
@@ -149,6 +219,7 @@ impl Waha {
             });
         };
         let is_group = chat.as_str().ends_with("@g.us");
+        let mut sender_lid = None;
         let (sender_id, name) = if m.from_me {
             // The linked number's owner, typing on the phone.
             (
@@ -161,15 +232,22 @@ impl Waha {
                 // phone form is what admins write in `coordinators`.
                 let lid = m.participant.as_deref().or(m.author.as_deref());
                 match lid {
-                    Some(p) if p.ends_with("@lid") => raw_str(
-                        &m.data,
-                        &[
-                            "/key/participantAlt",
-                            "/key/participantPn",
-                            "/Info/SenderAlt",
-                        ],
-                    )
-                    .or(lid),
+                    Some(p) if canonical_jid(p).ends_with("@lid") => {
+                        let alt = raw_str(
+                            &m.data,
+                            &[
+                                "/key/participantAlt",
+                                "/key/participantPn",
+                                "/Info/SenderAlt",
+                            ],
+                        )
+                        .filter(|a| canonical_jid(a).ends_with("@c.us"));
+                        if alt.is_some() {
+                            // Both spellings: the relay learns the pair.
+                            sender_lid = Some(canonical_jid(p));
+                        }
+                        alt.or(lid)
+                    }
                     other => other,
                 }
             } else {
@@ -221,6 +299,22 @@ impl Waha {
             at_ms: whatsapp::unix_seconds(Some(&m.timestamp)).saturating_mul(1000),
             edit: None,
             quoted,
+            extra: Box::new(Extra {
+                sender_lid,
+                media: photo,
+                // WEBJS says so in `isForwarded`; NOWEB (Baileys) and GOWS
+                // (whatsmeow) in the message's `contextInfo`.
+                forwarded: [
+                    "/isForwarded",
+                    "/message/extendedTextMessage/contextInfo/isForwarded",
+                    "/message/imageMessage/contextInfo/isForwarded",
+                    "/Message/extendedTextMessage/contextInfo/isForwarded",
+                    "/Message/imageMessage/contextInfo/isForwarded",
+                ]
+                .iter()
+                .any(|p| m.data.pointer(p).and_then(Value::as_bool) == Some(true)),
+                ..Extra::default()
+            }),
         }))
     }
 }
@@ -280,22 +374,115 @@ impl Platform for Waha {
         }
     }
 
+    /// WAHA's lid lookup: `GET /api/{session}/lids/{lid}` answers `{lid,
+    /// pn}`, `pn` null when the session does not know the number.
+    async fn phone_of_lid(&self, lid: &str) -> Option<String> {
+        let digits = lid.strip_suffix("@lid")?;
+        if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        let mut req = self.http.get(format!(
+            "{}/api/{}/lids/{digits}",
+            self.account.api_url, self.session
+        ));
+        if let Some(t) = &self.account.token {
+            req = req.header("X-Api-Key", t.expose());
+        }
+        let resp = req
+            .timeout(std::time::Duration::from_secs(2))
+            .send()
+            .await
+            .ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        let v: Value = resp.json().await.ok()?;
+        let pn = canonical_jid(v.get("pn")?.as_str()?);
+        pn.ends_with("@c.us").then_some(pn)
+    }
+
+    /// The file WAHA keeps under `handle` (`/api/files/...`), with the API key.
+    async fn fetch_media(&self, media: &MediaRef, max_bytes: u64) -> Result<MediaFile, SendError> {
+        // Only WAHA's files, on the configured gateway: the path comes from
+        // a webhook and is never followed anywhere else.
+        if media.platform != PlatformKind::Waha
+            || !media.handle.starts_with("/api/files/")
+            || media.handle.contains("..")
+            || media.handle.contains('?')
+        {
+            return Err(SendError::Permanent("waha: not a WAHA file".into()));
+        }
+        let mut req = self
+            .http
+            .get(format!("{}{}", self.account.api_url, media.handle));
+        if let Some(t) = &self.account.token {
+            req = req.header("X-Api-Key", t.expose());
+        }
+        let bytes = super::download(req, max_bytes, "waha file").await?;
+        Ok(MediaFile {
+            bytes,
+            mimetype: media
+                .mimetype
+                .clone()
+                .unwrap_or_else(|| "image/jpeg".into()),
+        })
+    }
+
+    /// `POST /api/sendImage` with the file as base64 and the text as caption.
+    async fn send_photo(
+        &self,
+        msg: &Outbound,
+        _media: &MediaRef,
+        file: Option<&MediaFile>,
+    ) -> Result<Sent, SendError> {
+        use base64::Engine;
+        let Some(file) = file else {
+            return Err(SendError::Permanent("waha: a photo needs its file".into()));
+        };
+        let caption: String = msg.text.chars().take(MAX_TEXT_CHARS).collect();
+        let body = json!({
+            "session": self.session,
+            "chatId": msg.chat.as_str(),
+            "file": {
+                "mimetype": file.mimetype,
+                "filename": "photo.jpg",
+                "data": base64::engine::general_purpose::STANDARD.encode(&file.bytes),
+            },
+            "caption": caption,
+        });
+        self.post("sendImage", msg, &caption, body).await
+    }
+
     async fn send(&self, msg: &Outbound) -> Result<Sent, SendError> {
         let text: String = msg.text.chars().take(MAX_TEXT_CHARS).collect();
-        whatsapp::remember_own_copy(self.store.as_ref(), PlatformKind::Waha, &msg.chat, &text)
-            .await?;
-        let mut body = json!({
+        let body = json!({
             "session": self.session,
             "chatId": msg.chat.as_str(),
             "text": text,
         });
+        self.post("sendText", msg, &text, body).await
+    }
+}
+
+impl Waha {
+    /// Posts `body` to `/api/{method}` after marking `text` as our own copy
+    /// in the chat; a reply quotes `msg.reply_to`.
+    async fn post(
+        &self,
+        method: &str,
+        msg: &Outbound,
+        text: &str,
+        mut body: Value,
+    ) -> Result<Sent, SendError> {
+        whatsapp::remember_own_copy(self.store.as_ref(), PlatformKind::Waha, &msg.chat, text)
+            .await?;
         if let Some(r) = &msg.reply_to {
             // An id from Evolution is bare; WAHA wants it serialized.
             body["reply_to"] = json!(serialized_id(&msg.chat, r, None));
         }
         let mut req = self
             .http
-            .post(format!("{}/api/sendText", self.account.api_url))
+            .post(format!("{}/api/{method}", self.account.api_url))
             .json(&body);
         if let Some(t) = &self.account.token {
             req = req.header("X-Api-Key", t.expose());
@@ -340,6 +527,13 @@ mod tests {
     const MEDIA: &str = include_str!("../../tests/fixtures/waha/message-media-caption.json");
     const ECHO: &str = include_str!("../../tests/fixtures/waha/message-any-own-echo.json");
     const ACK: &str = include_str!("../../tests/fixtures/waha/message-ack.json");
+    const GOWS_FROM_PHONE: &str =
+        include_str!("../../tests/fixtures/waha/message-any-gows-typed-on-phone.json");
+    const NOWEB_ECHO: &str =
+        include_str!("../../tests/fixtures/waha/message-any-noweb-own-echo.json");
+    const WEBJS_LID: &str = include_str!("../../tests/fixtures/waha/message-webjs-lid-member.json");
+    const NOWEB_LID: &str =
+        include_str!("../../tests/fixtures/waha/message-noweb-lid-with-phone.json");
     const FROM_PHONE: &str =
         include_str!("../../tests/fixtures/waha/message-any-typed-on-phone.json");
 
@@ -420,6 +614,12 @@ mod tests {
             panic!()
         };
         assert!(m.text.contains("nummerplaat"), "{}", m.text);
+        // Kept by its path on the gateway, fetched from `api_url`.
+        let media = m.extra.media.as_ref().expect("the photo");
+        assert_eq!(
+            media.handle,
+            "/api/files/coord-veulen/false_120363041111111111@g.us_3A7C2F9E1B5D8A4C6E0F_32475333333@c.us.jpeg"
+        );
     }
 
     #[test]
@@ -502,6 +702,81 @@ mod tests {
             serialized_id(&chat, "false_x@g.us_3EB0AAAA_1@c.us", None),
             "false_x@g.us_3EB0AAAA_1@c.us"
         );
+    }
+
+    #[test]
+    fn a_gows_message_typed_on_the_linked_phone_belongs_to_the_group_in_from() {
+        // GOWS writes the chat in `from` and the sender in `to`, also for
+        // the linked number's own messages.
+        let (w, _d) = waha(None);
+        let Inbound::Message(m) = one(&w, GOWS_FROM_PHONE) else {
+            panic!()
+        };
+        assert_eq!(m.chat.as_str(), "120363041111111111@g.us");
+        assert_eq!(m.sender.id, "32475999999@c.us");
+        assert!(m.text.starts_with("Inbraak gemeld"));
+        // The same message through any engine has the same key.
+        assert_eq!(
+            m.dedup_key(),
+            "whatsapp|120363041111111111@g.us|3EB0A1B2C3D4E5F60718"
+        );
+    }
+
+    #[test]
+    fn a_noweb_echo_of_our_own_send_is_ignored_not_refused() {
+        // Baileys gives our own sends no participant, so WAHA leaves `to`
+        // out: still our post, still answered 200.
+        let (w, _d) = waha(None);
+        assert!(matches!(one(&w, NOWEB_ECHO), Inbound::Ignored { .. }));
+        // Without `source` (older WAHA) the group is found in `from`, and
+        // the mark written before the send drops it in ingest.
+        let no_source = NOWEB_ECHO.replace("\"source\": \"api\",", "");
+        let Inbound::Message(m) = one(&w, &no_source) else {
+            panic!()
+        };
+        assert_eq!(m.chat.as_str(), "120363042222222222@g.us");
+    }
+
+    #[test]
+    fn a_lid_member_is_named_by_phone_where_the_engine_gives_it_and_keeps_the_lid() {
+        let (w, _d) = waha(None);
+        let Inbound::Message(webjs) = one(&w, WEBJS_LID) else {
+            panic!()
+        };
+        assert_eq!(webjs.sender.id, "204567890123456@lid");
+        assert_eq!(webjs.extra.sender_lid, None);
+        let Inbound::Message(noweb) = one(&w, NOWEB_LID) else {
+            panic!()
+        };
+        assert_eq!(noweb.sender.id, "32475333333@c.us");
+        assert_eq!(
+            noweb.extra.sender_lid.as_deref(),
+            Some("204567890123456@lid")
+        );
+    }
+
+    #[test]
+    fn a_forwarded_message_is_marked_whatever_the_engine() {
+        let (w, _d) = waha(None);
+        let Inbound::Message(m) = one(&w, GROUP_MSG) else {
+            panic!()
+        };
+        assert!(!m.extra.forwarded);
+        // WEBJS: `_data.isForwarded`.
+        let webjs = GROUP_MSG.replace("\"isForwarded\": false", "\"isForwarded\": true");
+        let Inbound::Message(m) = one(&w, &webjs) else {
+            panic!()
+        };
+        assert!(m.extra.forwarded);
+        // NOWEB: the Baileys message's contextInfo.
+        let noweb = REPLY.replace(
+            "\"stanzaId\": \"3EB0C767D097B7C7C030\",",
+            "\"stanzaId\": \"3EB0C767D097B7C7C030\", \"isForwarded\": true,",
+        );
+        let Inbound::Message(m) = one(&w, &noweb) else {
+            panic!()
+        };
+        assert!(m.extra.forwarded);
     }
 
     #[test]

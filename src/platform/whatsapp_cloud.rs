@@ -11,12 +11,15 @@
 //!
 //! Webhook: `{object: "whatsapp_business_account", entry[].changes[].value}`
 //! with `metadata.phone_number_id`, `contacts[].profile.name` and
-//! `messages[]` (`from`, `id`, `timestamp`, `type`, `text.body`, a media
+//! `messages[]` (`from`, or `from_user_id` (the business-scoped user id)
+//! for a member with a username whose number Meta withholds; `id`,
+//! `timestamp`, `type`, `text.body`, a media
 //! message's `caption`, `context.id` for a reply, `group_id` for a Groups
 //! API group); `statuses[]` (sent, delivered, read) are ignored. With a
 //! `webhook_secret` (the app secret), `X-Hub-Signature-256: sha256=<hex>`
 //! must be the HMAC-SHA256 of the raw body, checked in constant time before
-//! anything is parsed.
+//! anything is parsed. A message of a batch that cannot be read is skipped
+//! (and logged); the others are handled and the batch is answered 200.
 //!
 //! Sending: `POST {api_url}/{phone_number_id}/messages` with a Bearer token:
 //! `{messaging_product: "whatsapp", recipient_type, to, type: "text",
@@ -35,11 +38,13 @@ use serde_json::{Value, json};
 use super::whatsapp;
 use super::{Platform, SendError, WebhookError, secret_matches};
 use crate::config::{Account, ChatId, PlatformKind, PlatformSettings};
-use crate::message::{Inbound, InboundMessage, Outbound, Sender, Sent};
+use crate::message::{Extra, Inbound, InboundMessage, MediaFile, MediaRef, Outbound, Sender, Sent};
 
 pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
 /// The Cloud API's limit for `text.body`.
 const MAX_TEXT_CHARS: usize = 4096;
+/// The Cloud API's limit for a media caption.
+const MAX_CAPTION_CHARS: usize = 1024;
 
 pub struct WhatsappCloud {
     account: Account,
@@ -94,8 +99,11 @@ struct ChangeValue {
     metadata: Option<Metadata>,
     #[serde(default)]
     contacts: Vec<Contact>,
+    /// Read one by one: a message the relay cannot read is skipped, never
+    /// the whole notification (Meta would retry it, and disable a webhook
+    /// that keeps failing).
     #[serde(default)]
-    messages: Vec<CloudMessage>,
+    messages: Vec<Value>,
     #[serde(default)]
     statuses: Vec<Value>,
 }
@@ -107,7 +115,11 @@ struct Metadata {
 
 #[derive(Deserialize)]
 struct Contact {
+    /// The phone number; absent for a member with a username whose number
+    /// Meta does not share.
     wa_id: Option<String>,
+    /// The business-scoped user id (BSUID, `BE.1234...`).
+    user_id: Option<String>,
     profile: Option<Profile>,
 }
 
@@ -118,7 +130,11 @@ struct Profile {
 
 #[derive(Deserialize)]
 struct CloudMessage {
-    from: String,
+    /// The member's phone number; absent when they use a username.
+    from: Option<String>,
+    /// The member's business-scoped user id (always there since the
+    /// username rollout).
+    from_user_id: Option<String>,
     id: String,
     #[serde(default)]
     timestamp: Value,
@@ -140,11 +156,17 @@ struct TextBody {
 #[derive(Deserialize)]
 struct Caption {
     caption: Option<String>,
+    /// The media id (`GET /{id}` gives a download URL).
+    id: Option<String>,
+    mime_type: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct Context {
     id: Option<String>,
+    /// The member forwarded this message.
+    #[serde(default)]
+    forwarded: bool,
 }
 
 #[derive(Deserialize)]
@@ -162,7 +184,7 @@ impl WhatsappCloud {
     fn to_inbound(&self, m: CloudMessage, contacts: &[Contact]) -> Result<Inbound, WebhookError> {
         let text = match m.kind.as_str() {
             "text" => m.text.map(|t| t.body),
-            "image" => m.image.and_then(|c| c.caption),
+            "image" => m.image.as_ref().and_then(|c| c.caption.clone()),
             "video" => m.video.and_then(|c| c.caption),
             "document" => m.document.and_then(|c| c.caption),
             _ => None,
@@ -172,11 +194,36 @@ impl WhatsappCloud {
                 reason: "no text (reaction, sticker, location, button, ...)",
             });
         };
-        let chat = m.group_id.as_deref().unwrap_or(&m.from);
+        let photo = m.image.as_ref().and_then(|i| {
+            Some(MediaRef {
+                account: self.account.id.clone(),
+                platform: PlatformKind::WhatsappCloud,
+                handle: i.id.clone().filter(|id| !id.is_empty())?,
+                mimetype: i.mime_type.clone(),
+                size: None,
+                bot: None,
+                note: String::new(),
+            })
+        });
+        // The number when Meta shares it (what admins write in the
+        // config), else the business-scoped user id.
+        let from = m
+            .from
+            .as_deref()
+            .or(m.from_user_id.as_deref())
+            .filter(|f| !f.trim().is_empty())
+            .ok_or_else(|| {
+                WebhookError::Malformed("message without `from` or `from_user_id`".into())
+            })?
+            .to_string();
+        let chat = m.group_id.as_deref().unwrap_or(&from);
         let chat = ChatId::parse(chat).map_err(WebhookError::Malformed)?;
         let name = contacts
             .iter()
-            .find(|c| c.wa_id.as_deref() == Some(m.from.as_str()))
+            .find(|c| {
+                (m.from.is_some() && c.wa_id == m.from)
+                    || (m.from_user_id.is_some() && c.user_id == m.from_user_id)
+            })
             .or(contacts.first())
             .and_then(|c| c.profile.as_ref()?.name.clone());
         Ok(Inbound::Message(InboundMessage {
@@ -185,15 +232,20 @@ impl WhatsappCloud {
             chat,
             message_id: m.id,
             sender: Sender {
-                id: m.from,
+                id: from,
                 name,
                 is_bot: false,
             },
             text,
-            reply_to: m.context.and_then(|c| c.id),
+            reply_to: m.context.as_ref().and_then(|c| c.id.clone()),
             at_ms: whatsapp::unix_seconds(Some(&m.timestamp)).saturating_mul(1000),
             edit: None,
             quoted: None,
+            extra: Box::new(Extra {
+                forwarded: m.context.is_some_and(|c| c.forwarded),
+                media: photo,
+                ..Extra::default()
+            }),
         }))
     }
 }
@@ -277,8 +329,23 @@ impl Platform for WhatsappCloud {
                 });
                 continue;
             }
-            for m in v.messages {
-                out.push(self.to_inbound(m, &v.contacts)?);
+            for raw in v.messages {
+                let parsed = serde_json::from_value::<CloudMessage>(raw)
+                    .map_err(|e| WebhookError::Malformed(format!("unreadable message: {e}")))
+                    .and_then(|m| self.to_inbound(m, &v.contacts));
+                match parsed {
+                    Ok(ev) => out.push(ev),
+                    Err(e) => {
+                        // One bad message loses only itself: the rest of
+                        // the batch is handled, and Meta gets its 200.
+                        // Redacted: a parse error may quote a number.
+                        let why = whatsapp::redact(&e.to_string());
+                        tracing::warn!(account = %self.account.id, error = %why, "cloud api: message skipped");
+                        out.push(Inbound::Ignored {
+                            reason: "a message of the batch could not be read",
+                        });
+                    }
+                }
             }
             if !v.statuses.is_empty() {
                 out.push(Inbound::Ignored {
@@ -294,31 +361,149 @@ impl Platform for WhatsappCloud {
         Ok(out)
     }
 
-    async fn send(&self, msg: &Outbound) -> Result<Sent, SendError> {
-        let Some(token) = &self.account.token else {
-            return Err(SendError::Permanent("account has no token".into()));
+    /// `GET /{media id}` for the download URL, then the file, both with the
+    /// token (only for a media id this account received).
+    async fn fetch_media(&self, media: &MediaRef, max_bytes: u64) -> Result<MediaFile, SendError> {
+        if media.platform != PlatformKind::WhatsappCloud || media.account != self.account.id {
+            return Err(SendError::Permanent(
+                "cloud api: not this account's media".into(),
+            ));
+        }
+        let token = self.token()?;
+        let info: Value = self
+            .answer(
+                self.http
+                    .get(format!("{}/{}", self.account.api_url, media.handle))
+                    .bearer_auth(token),
+            )
+            .await?;
+        if info
+            .get("file_size")
+            .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+            .is_some_and(|n| n > max_bytes)
+        {
+            return Err(SendError::Permanent(format!(
+                "cloud api: photo larger than {max_bytes} bytes"
+            )));
+        }
+        let Some(url) = info.get("url").and_then(Value::as_str) else {
+            return Err(SendError::Permanent("cloud api: media without url".into()));
         };
+        let bytes = super::download(
+            self.http.get(url).bearer_auth(token),
+            max_bytes,
+            "cloud api media",
+        )
+        .await?;
+        let mimetype = info
+            .get("mime_type")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| media.mimetype.clone())
+            .unwrap_or_else(|| "image/jpeg".into());
+        Ok(MediaFile { bytes, mimetype })
+    }
+
+    /// Uploads the photo (`POST /{phone_number_id}/media`), then sends it by
+    /// the media id Meta gives, with the text as caption.
+    async fn send_photo(
+        &self,
+        msg: &Outbound,
+        _media: &MediaRef,
+        file: Option<&MediaFile>,
+    ) -> Result<Sent, SendError> {
+        let Some(file) = file else {
+            return Err(SendError::Permanent(
+                "cloud api: a photo needs its file".into(),
+            ));
+        };
+        let token = self.token()?;
+        let (content_type, body) = super::multipart(
+            &[
+                ("messaging_product", "whatsapp".to_string()),
+                ("type", file.mimetype.clone()),
+            ],
+            ("file", "photo.jpg", file),
+        );
+        let uploaded = self
+            .answer(
+                self.http
+                    .post(format!(
+                        "{}/{}/media",
+                        self.account.api_url, self.phone_number_id
+                    ))
+                    .bearer_auth(token)
+                    .header(reqwest::header::CONTENT_TYPE, content_type)
+                    .body(body),
+            )
+            .await?;
+        let Some(id) = uploaded.get("id").and_then(Value::as_str) else {
+            return Err(SendError::Transient(
+                "cloud api: upload without an id".into(),
+            ));
+        };
+        let caption = super::caption(&msg.text, MAX_CAPTION_CHARS);
+        let body = json!({
+            "type": "image",
+            "image": {"id": id, "caption": caption},
+        });
+        self.post_message(msg, body).await
+    }
+
+    async fn send(&self, msg: &Outbound) -> Result<Sent, SendError> {
         let text: String = msg.text.chars().take(MAX_TEXT_CHARS).collect();
-        // A member is a number; anything else is a Groups API group id.
-        let is_member = msg.chat.as_str().chars().all(|c| c.is_ascii_digit());
-        let mut body = json!({
-            "messaging_product": "whatsapp",
-            "recipient_type": if is_member { "individual" } else { "group" },
-            "to": msg.chat.as_str(),
+        let body = json!({
             "type": "text",
             "text": {"body": text, "preview_url": false},
         });
+        self.post_message(msg, body).await
+    }
+}
+
+impl WhatsappCloud {
+    fn token(&self) -> Result<&str, SendError> {
+        self.account
+            .token
+            .as_ref()
+            .map(|t| t.expose())
+            .ok_or_else(|| SendError::Permanent("account has no token".into()))
+    }
+
+    /// `POST /{phone_number_id}/messages`: `body` (its type and content)
+    /// to `msg.chat`, as a reply to `msg.reply_to`.
+    async fn post_message(&self, msg: &Outbound, mut body: Value) -> Result<Sent, SendError> {
+        let token = self.token()?;
+        // A member is a number; anything else is a Groups API group id.
+        let is_member = msg.chat.as_str().chars().all(|c| c.is_ascii_digit());
+        body["messaging_product"] = json!("whatsapp");
+        body["recipient_type"] = json!(if is_member { "individual" } else { "group" });
+        body["to"] = json!(msg.chat.as_str());
         if let Some(r) = &msg.reply_to {
             body["context"] = json!({ "message_id": r });
         }
-        let resp = self
-            .http
-            .post(format!(
-                "{}/{}/messages",
-                self.account.api_url, self.phone_number_id
-            ))
-            .bearer_auth(token.expose())
-            .json(&body)
+        let v = self
+            .answer(
+                self.http
+                    .post(format!(
+                        "{}/{}/messages",
+                        self.account.api_url, self.phone_number_id
+                    ))
+                    .bearer_auth(token)
+                    .json(&body),
+            )
+            .await?;
+        let id = v
+            .pointer("/messages/0/id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        Ok(Sent { message_id: id })
+    }
+
+    /// Sends a Graph API request; its JSON answer, or the failure as the
+    /// delivery workers need it.
+    async fn answer(&self, req: reqwest::RequestBuilder) -> Result<Value, SendError> {
+        let resp = req
             .send()
             .await
             .map_err(|e| SendError::Transient(format!("cloud api: {}", e.without_url())))?;
@@ -329,13 +514,7 @@ impl Platform for WhatsappCloud {
             .await
             .map_err(|e| SendError::Transient(format!("cloud api: {}", e.without_url())))?;
         if status.is_success() {
-            let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            let id = v
-                .pointer("/messages/0/id")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            return Ok(Sent { message_id: id });
+            return Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null));
         }
         let err = serde_json::from_slice::<ApiError>(&bytes)
             .ok()
@@ -372,6 +551,9 @@ mod tests {
     const REPLY: &str = include_str!("../../tests/fixtures/whatsapp-cloud/message-reply.json");
     const GROUP: &str = include_str!("../../tests/fixtures/whatsapp-cloud/message-group.json");
     const STATUS: &str = include_str!("../../tests/fixtures/whatsapp-cloud/status-delivered.json");
+    const IMAGE: &str = include_str!("../../tests/fixtures/whatsapp-cloud/message-image.json");
+    const USERNAME_BATCH: &str =
+        include_str!("../../tests/fixtures/whatsapp-cloud/message-username-batch.json");
 
     fn cloud(secret: Option<&str>) -> WhatsappCloud {
         let cfg = format!(
@@ -421,6 +603,70 @@ mod tests {
         assert_eq!(m.sender.name.as_deref(), Some("Jan Peeters"));
         assert!(m.message_id.starts_with("wamid."));
         assert_eq!(m.at_ms, 1_764_300_000_000);
+    }
+
+    #[test]
+    fn a_member_with_a_username_is_named_by_their_business_scoped_id_and_the_batch_is_read_whole() {
+        let ev = cloud(None)
+            .parse_webhook(&HeaderMap::new(), USERNAME_BATCH.as_bytes())
+            .unwrap();
+        assert_eq!(ev.len(), 2, "{ev:?}");
+        let Inbound::Message(sofie) = &ev[0] else {
+            panic!("{ev:?}")
+        };
+        // No number: the business-scoped user id names her and her chat.
+        assert_eq!(sofie.sender.id, "BE.1834920561123456789");
+        assert_eq!(sofie.chat.as_str(), "BE.1834920561123456789");
+        assert_eq!(sofie.sender.name.as_deref(), Some("Sofie Claes"));
+        let Inbound::Message(jan) = &ev[1] else {
+            panic!("{ev:?}")
+        };
+        // With a number: the number, as admins write it in the config.
+        assert_eq!(jan.sender.id, "32475111111");
+        assert_eq!(jan.sender.name.as_deref(), Some("Jan Peeters"));
+    }
+
+    #[test]
+    fn a_photo_is_read_by_its_caption_and_kept_by_its_media_id() {
+        let ev = cloud(None)
+            .parse_webhook(&HeaderMap::new(), IMAGE.as_bytes())
+            .unwrap();
+        let Inbound::Message(m) = &ev[0] else {
+            panic!("{ev:?}")
+        };
+        assert!(m.text.starts_with("Deze wagen staat"));
+        let media = m.extra.media.as_ref().expect("the photo");
+        assert_eq!(media.handle, "1482930571234567");
+        assert_eq!(media.platform, PlatformKind::WhatsappCloud);
+    }
+
+    #[test]
+    fn a_forwarded_message_is_marked() {
+        let mut v: Value = serde_json::from_str(TEXT).unwrap();
+        v["entry"][0]["changes"][0]["value"]["messages"][0]["context"] = json!({"forwarded": true});
+        let ev = cloud(None)
+            .parse_webhook(&HeaderMap::new(), v.to_string().as_bytes())
+            .unwrap();
+        assert!(matches!(&ev[0], Inbound::Message(m) if m.extra.forwarded && m.reply_to.is_none()));
+    }
+
+    #[test]
+    fn one_unreadable_message_loses_only_itself() {
+        let mut v: Value = serde_json::from_str(USERNAME_BATCH).unwrap();
+        let msgs = v
+            .pointer_mut("/entry/0/changes/0/value/messages")
+            .and_then(Value::as_array_mut)
+            .unwrap();
+        // Neither `from` nor `from_user_id`, and one that is no object.
+        msgs[0].as_object_mut().unwrap().remove("from_user_id");
+        msgs.push(json!(42));
+        let ev = cloud(None)
+            .parse_webhook(&HeaderMap::new(), v.to_string().as_bytes())
+            .unwrap();
+        assert_eq!(ev.len(), 3, "{ev:?}");
+        assert!(matches!(ev[0], Inbound::Ignored { .. }));
+        assert!(matches!(&ev[1], Inbound::Message(m) if m.sender.id == "32475111111"));
+        assert!(matches!(ev[2], Inbound::Ignored { .. }));
     }
 
     #[test]

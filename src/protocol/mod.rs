@@ -17,15 +17,20 @@
 //! Imperatives ("bel 101!") and intentions ("ik ga 101 bellen") never match
 //! `called`, whose verbs are past participles or states ("ter plaatse").
 
+pub mod corpus;
+pub mod evaluate;
+pub mod judge;
+pub mod model;
 mod normalize;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use regex::bytes::{RegexBuilder, RegexSet, RegexSetBuilder};
+use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use serde::Serialize;
 use toml::Spanned;
 
+pub use judge::{Judge, ModelChoice};
 pub use normalize::{normalize, sentences};
 
 use crate::config::raw::{RawCategory, RawProtocol};
@@ -38,7 +43,7 @@ pub struct RuleSource<'a> {
 }
 
 /// The result of the protocol check for one message.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Classification {
     /// A member's report that the network should know about.
     pub alert: bool,
@@ -48,6 +53,29 @@ pub struct Classification {
     pub confirmed: bool,
     /// Police advice or a bulletin, not a live report (never reminded).
     pub advisory: bool,
+    /// The alert score, 0 to 1 (calibrated; the rules alone give 0 or 1).
+    pub score: f32,
+    /// In the band of doubt: a person is asked instead of a guess.
+    pub uncertain: bool,
+    /// An alert that describes a person only by looks or origin, with no
+    /// behaviour: the member is asked what the person did.
+    pub looks_only: bool,
+}
+
+/// The rules' view of a text, every part of it (see [`RuleSet::cues`]).
+#[derive(Clone, Debug, Default)]
+pub struct RuleCues {
+    pub alert: bool,
+    pub categories: Vec<String>,
+    pub advisory: bool,
+    pub confirmed: bool,
+    /// A `called` pattern matches somewhere, whatever the sentence says.
+    pub called_words: bool,
+    /// A `not_called` pattern (negation, doubt) matches somewhere.
+    pub negation: bool,
+    /// The text without what says the police were called (see
+    /// [`RuleSet::without_called`]).
+    pub plain: Option<String>,
 }
 
 struct Category {
@@ -55,6 +83,8 @@ struct Category {
     label: String,
     any: RegexSet,
     unless: RegexSet,
+    /// The network's own patterns of this category (they force an alert).
+    user_any: Option<RegexSet>,
 }
 
 /// Compiled rule sets. Built once per config load; cheap to share.
@@ -65,7 +95,12 @@ pub struct RuleSet {
     /// [`without_anchors`]), so when these find nothing no clause confirms.
     /// `None` if a pattern could not be relaxed safely.
     called_anywhere: Option<RegexSet>,
+    /// The same patterns as one regex, to find where a text says the police
+    /// were called (the learned alert decision does not look there).
+    called_spans: Option<Regex>,
     not_an_alert: RegexSet,
+    /// The network's own `not_an_alert` patterns (they forbid an alert).
+    user_not_an_alert: Option<RegexSet>,
     called: RegexSet,
     not_called: RegexSet,
     question: RegexSet,
@@ -217,6 +252,22 @@ fn compiled(
     ok
 }
 
+/// The network's own patterns of `list` (errors are reported by the full
+/// set), or `None` when it has none.
+fn user_set(list: &[Pat], macros: &BTreeMap<String, String>) -> Option<RegexSet> {
+    let own: Vec<String> = list
+        .iter()
+        .filter(|p| p.span.is_some())
+        .map(|p| expand(&p.src, macros))
+        .filter(|e| compile_one(e).is_ok())
+        .collect();
+    if own.is_empty() {
+        None
+    } else {
+        compile_set(&own).ok()
+    }
+}
+
 /// Patterns compiled the way every rule set is (see [`compile_one`]).
 fn compile_set(patterns: &[String]) -> Result<RegexSet, regex::Error> {
     RegexSetBuilder::new(patterns)
@@ -290,20 +341,35 @@ impl RuleSet {
                     label: label.clone(),
                     any: set(any, &format!("category `{name}` patterns"), &m, &mut errs),
                     unless: set(unless, &format!("category `{name}` unless"), &m, &mut errs),
+                    user_any: user_set(any, &m),
                 }
             })
             .collect();
         // Built in the order the errors have always been reported in.
         let not_an_alert = set(&lists.not_an_alert, "not_an_alert", &m, &mut errs);
         let called = compiled(&lists.called, "police.called", &m, &mut errs);
-        let called_anywhere = called
+        let relaxed = called
             .iter()
             .map(|p| without_anchors(p))
-            .collect::<Option<Vec<_>>>()
-            .and_then(|relaxed| compile_set(&relaxed).ok());
+            .collect::<Option<Vec<_>>>();
+        let called_anywhere = relaxed.as_ref().and_then(|r| compile_set(r).ok());
+        let called_spans = relaxed.as_ref().and_then(|r| {
+            let joined = r
+                .iter()
+                .map(|p| format!("(?:{p})"))
+                .collect::<Vec<_>>()
+                .join("|");
+            RegexBuilder::new(&joined)
+                .unicode(false)
+                .size_limit(64 << 20)
+                .build()
+                .ok()
+        });
         let rules = RuleSet {
             categories,
             called_anywhere,
+            called_spans,
+            user_not_an_alert: user_set(&lists.not_an_alert, &m),
             not_an_alert,
             called: build_set(&called, "police.called", &mut errs),
             not_called: set(&lists.not_called, "police.not_called", &m, &mut errs),
@@ -363,15 +429,75 @@ impl RuleSet {
                 categories: Vec::new(),
                 confirmed: false,
                 advisory: true,
+                score: 0.0,
+                uncertain: false,
+                looks_only: false,
             };
         }
         let categories = self.categories_of(&n);
         Classification {
             alert: !categories.is_empty(),
+            score: if categories.is_empty() { 0.0 } else { 1.0 },
             categories,
             confirmed: self.confirms_whole(&n),
             advisory: false,
+            uncertain: false,
+            looks_only: false,
         }
+    }
+
+    /// What the rules say about normalised text, as the model's cues: every
+    /// part is computed (no early stop at advice).
+    pub fn cues(&self, n: &str) -> RuleCues {
+        let hay = n.as_bytes();
+        let categories = self.categories_of(n);
+        RuleCues {
+            alert: !categories.is_empty(),
+            categories,
+            advisory: self.not_an_alert.is_match(hay),
+            confirmed: self.confirms_whole(n),
+            called_words: self
+                .called_anywhere
+                .as_ref()
+                .map_or_else(|| self.called.is_match(hay), |a| a.is_match(hay)),
+            negation: self.not_called.is_match(hay),
+            plain: self.without_called(n),
+        }
+    }
+
+    /// Normalised text with what says the police were called blanked out
+    /// ("101 gebeld", "la police est sur place"), or `None` when it says
+    /// nothing of the kind: what the learned alert decision reads, so that
+    /// a bare "101 gebeld" is no alert and an alert that forgets to say it
+    /// is not scored lower.
+    pub fn without_called(&self, n: &str) -> Option<String> {
+        let anywhere = self.called_anywhere.as_ref()?;
+        if !anywhere.is_match(n.as_bytes()) {
+            return None;
+        }
+        let re = self.called_spans.as_ref()?;
+        let out = re.replace_all(n.as_bytes(), &b" "[..]);
+        Some(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// The categories that the network's own patterns name for normalised
+    /// text (an admin's pattern forces an alert, unless vetoed), and whether
+    /// its own `not_an_alert` patterns forbid one.
+    pub fn user_decision(&self, n: &str) -> (Vec<String>, bool) {
+        let hay = n.as_bytes();
+        let forced = self
+            .categories
+            .iter()
+            .filter(|c| {
+                c.user_any.as_ref().is_some_and(|s| s.is_match(hay)) && !c.unless.is_match(hay)
+            })
+            .map(|c| c.name.clone())
+            .collect();
+        let forbidden = self
+            .user_not_an_alert
+            .as_ref()
+            .is_some_and(|s| s.is_match(hay));
+        (forced, forbidden)
     }
 
     /// The names of the categories whose patterns match normalised text and

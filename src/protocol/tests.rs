@@ -282,15 +282,16 @@ fn without_anchors_removes_only_anchors() {
     assert_eq!(without_anchors(r"(?x) ^gebeld # [ comment"), None);
 }
 
-/// Every text of the development data sets (never the held-out one).
+/// Every text of the corpus and the incident pairs (never a held-out or
+/// blind set).
 pub(super) fn dev_texts() -> Vec<String> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/");
-    let mut out = Vec::new();
-    for file in [
-        "protocol_cases.jsonl",
-        "protocol_cases_2.jsonl",
-        "incident_pairs.jsonl",
-    ] {
+    let mut out: Vec<String> = corpus::load(std::path::Path::new(&format!("{dir}corpus")))
+        .expect("corpus")
+        .into_iter()
+        .map(|e| e.text)
+        .collect();
+    for file in ["incident_pairs.jsonl"] {
         let data = std::fs::read_to_string(format!("{dir}{file}")).expect("data set");
         for line in data.lines() {
             let v: serde_json::Value = serde_json::from_str(line).expect("json line");

@@ -343,6 +343,8 @@ fn forward_message(
         all_clear: false,
         sightings: Vec::new(),
         forced: true,
+        // The quoted message sits where the command was typed.
+        topic: msg.extra.topic.clone(),
     }));
     d
 }

@@ -343,6 +343,7 @@ chat = "opheers"
             at_ms: 0,
             edit: None,
             quoted: None,
+            extra: Default::default(),
         }
     }
 
@@ -379,6 +380,7 @@ chat = "opheers"
                 all_clear: false,
                 sightings: vec![],
                 forced: false,
+                topic: None,
             },
             held: held.then(|| HeldAlert {
                 origin,
@@ -417,13 +419,18 @@ chat = "opheers"
             &msg("heers", "an", "Ik zie hem nu hier aan de kerk"),
             &replied(thread(false)),
         );
-        assert_eq!(kinds(&d), ["followup:veulen", "followup:opheers"]);
-        let Action::FollowUp { text, reply_to, .. } = &d.actions[0] else {
+        // Where the suspect is now is news for every village, and a member
+        // who sees him and does not say they called is reminded to.
+        assert_eq!(
+            kinds(&d),
+            ["remind:heers", "followup:veulen", "followup:opheers"]
+        );
+        let Action::FollowUp { text, reply_to, .. } = &d.actions[1] else {
             panic!()
         };
         assert_eq!(text, "[Heers] an: Ik zie hem nu hier aan de kerk");
         assert_eq!(reply_to.as_deref(), Some("7"), "a reply to the original");
-        let Action::FollowUp { reply_to, .. } = &d.actions[1] else {
+        let Action::FollowUp { reply_to, .. } = &d.actions[2] else {
             panic!()
         };
         assert_eq!(*reply_to, None, "found at send time");

@@ -97,6 +97,10 @@ pub struct AlertRecord {
     /// A coordinator forced the forward (`/doorsturen`).
     #[serde(default)]
     pub forced: bool,
+    /// Telegram forum groups: the topic the original was posted in, so a
+    /// follow-up from another group replies to it there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
 }
 
 /// The sender of a message as the thread map keeps it: a hash of the chat

@@ -292,7 +292,7 @@ async fn a_members_markup_is_shown_as_text_on_the_dashboard() {
         "veulen",
         "jan",
         "<b>Jan</b>",
-        "<img src=x onerror=alert(1)> Inbraak bezig in de Molenstraat, 101 is verwittigd, bel 0475 12 34 56",
+        "<img src=x onerror=alert(1)> Inbraak bezig in de Molenstraat, twee mannen aan de achterdeur, 101 is verwittigd, bel 0475 12 34 56",
     )
     .await;
     eventually(10, "the alert is listed", || async {
@@ -470,4 +470,79 @@ fn an_admin_token_must_be_long_and_may_come_from_the_environment() {
             .admin
             .is_some()
     );
+}
+
+/// A coordinator's `/doorsturen` of a message the relay let pass is a missed
+/// alert; `/intrekken` of a forwarded one a wrong forward. Both are listed
+/// on the dashboard per month and exported in the corpus's training format,
+/// without the phone number a member typed.
+#[tokio::test]
+async fn a_coordinators_corrections_are_listed_and_exported_for_training() {
+    let id = |m: &Value| m["message"]["id"].as_str().unwrap().to_string();
+    let app = spawn_app(&heers_with_admin()).await;
+    let missed = app
+        .post_sandbox(
+            "veulen",
+            "piet",
+            "Piet",
+            "Onze grijze kater met rode halsband is sinds gisteren weg, bel 0475 12 34 56",
+        )
+        .await;
+    assert_eq!(missed["alert"], false);
+    app.reply_sandbox(
+        "veulen",
+        "coord-veulen",
+        "Marc",
+        "/doorsturen",
+        &id(&missed),
+    )
+    .await;
+    let alert = app.post_sandbox("veulen", "jan", "Jan", ALERT_CALLED).await;
+    assert_eq!(alert["alert"], true);
+    eventually(10, "both forwards in Heers", || async {
+        app.relayed("heers").await.len() == 2
+    })
+    .await;
+    app.reply_sandbox("veulen", "coord-veulen", "Marc", "/intrekken", &id(&alert))
+        .await;
+    eventually(10, "both corrections listed", || async {
+        overview(&app).await["corrections"]["items"]
+            .as_array()
+            .map_or(0, Vec::len)
+            == 2
+    })
+    .await;
+    let o = overview(&app).await;
+    let months = o["corrections"]["months"].as_array().unwrap();
+    assert_eq!(months.len(), 1, "{months:?}");
+    assert_eq!(months[0][1], 1, "one missed");
+    assert_eq!(months[0][2], 1, "one wrongly forwarded");
+
+    let r = get(&app, "/admin/api/corrections.jsonl", None).await;
+    assert!(!r.status().is_success(), "no export without the token");
+    let r = get(&app, "/admin/api/corrections.jsonl", Some(ADMIN_TOKEN)).await;
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    assert!(!body.contains("0475"), "{body}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mine.jsonl");
+    std::fs::write(&file, &body).unwrap();
+    let examples = buurtrelay::protocol::corpus::load(&file).expect("the training format");
+    assert_eq!(examples.len(), 2);
+    let kater = examples.iter().find(|e| e.text.contains("kater")).unwrap();
+    assert!(kater.alert && !kater.categories.is_empty(), "{kater:?}");
+    let van = examples
+        .iter()
+        .find(|e| e.text.contains("bestelwagen"))
+        .unwrap();
+    assert!(!van.alert && van.categories.is_empty(), "{van:?}");
+    assert!(van.writer.starts_with("corrections-"), "{}", van.writer);
+
+    let page = get(&app, "/admin", Some(ADMIN_TOKEN))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("ten onrechte doorgestuurd"), "{page}");
+    assert!(page.contains(r#"data-correction="missed""#));
 }

@@ -196,6 +196,13 @@ fn simulate_prints_the_decision_in_the_documented_json() {
     assert_eq!(v["alert"], true);
     assert_eq!(v["categories"], serde_json::json!(["suspicious_vehicle"]));
     assert_eq!(v["confirmed"], false);
+    // The learned model's calibrated score, outside the band of doubt, and
+    // what weighed most.
+    let score = v["score"].as_f64().unwrap();
+    assert!((0.6..=1.0).contains(&score), "{score}");
+    assert_eq!(v["uncertain"], false);
+    let why = v["why"].as_array().unwrap();
+    assert!(!why.is_empty() && why.len() <= 6, "{why:?}");
     let actions = v["actions"].as_array().unwrap();
     assert_eq!(actions[0]["kind"], "remind");
     assert_eq!(actions[0]["group"], "veulen");
@@ -216,7 +223,7 @@ fn simulate_shows_a_coordinator_is_not_reminded_and_chit_chat_does_nothing() {
         "veulen",
         "--sender",
         "coord-veulen",
-        "Inbraak in de Molenstraat",
+        "Inbraak bezig in de Molenstraat, twee mannen aan de achterdeur",
     ]);
     assert!(
         v["actions"]
@@ -241,4 +248,32 @@ fn simulate_refuses_an_unknown_group() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown group `nowhere`"));
+}
+
+#[test]
+fn check_config_says_what_an_evolution_account_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("evo.toml");
+    std::fs::write(
+        &f,
+        "[accounts.evo]\nplatform = \"evolution\"\napi_url = \"http://evolution:8080\"\ninstance = \"heers\"\ntoken = \"instance-token\"\nwebhook_secret = \"a-long-random-secret\"\n\
+         [[groups]]\nid = \"a\"\nname = \"A\"\naccount = \"evo\"\nchat = \"120363011111111111@g.us\"\ncoordinators = [\"32475111111@c.us\"]\n\
+         [[groups]]\nid = \"b\"\nname = \"B\"\naccount = \"evo\"\nchat = \"120363022222222222@g.us\"\ncoordinators = [\"32475222222@c.us\"]\n",
+    )
+    .unwrap();
+    let out = bin()
+        .args(["check-config", f.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("note: accounts.evo (evolution) accepts"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("`apikey` header"), "{stderr}");
+    assert!(
+        stderr.contains("AUTHENTICATION_EXPOSE_IN_FETCH_INSTANCES=true"),
+        "{stderr}"
+    );
 }

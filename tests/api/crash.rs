@@ -65,7 +65,9 @@ async fn load(url: String, ids: Vec<i64>, stop: Arc<Mutex<bool>>) -> Vec<i64> {
             id,
             555,
             "Jan",
-            &format!("Inbraak nummer {id} in de Molenstraat, 101 gebeld"),
+            &format!(
+                "Inbraak bezig bij nummer {id} in de Molenstraat, twee mannen aan de achterdeur, 101 gebeld"
+            ),
         );
         let r = client
             .post(format!("{url}/webhooks/bot"))

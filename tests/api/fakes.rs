@@ -54,9 +54,20 @@ pub struct WaCall {
 
 #[derive(Default)]
 struct FakeState {
+    /// The fake's own address (download URLs point back at it).
+    base_url: String,
     script: Vec<WaReply>,
     calls: Vec<WaCall>,
     next_id: u64,
+    /// WAHA's lid lookup: `@lid` → phone JID (`pn`), as the session knows it.
+    lids: std::collections::HashMap<String, String>,
+    /// Every lid lookup asked, in order.
+    lid_lookups: Vec<String>,
+    /// Files the gateways hold: WAHA by path (`/api/files/...`), Evolution
+    /// by message id, the Cloud API by media id.
+    files: std::collections::HashMap<String, Vec<u8>>,
+    /// The Cloud API's uploads (`POST /{phone}/media`), in order.
+    cloud_uploads: Vec<Vec<u8>>,
 }
 
 type Shared = Arc<Mutex<FakeState>>;
@@ -72,10 +83,22 @@ impl FakeWhatsapp {
         let state: Shared = Arc::new(Mutex::new(FakeState::default()));
         let app = axum::Router::new()
             .route("/api/sendText", post(waha_send))
+            .route("/api/{session}/lids/{lid}", axum::routing::get(waha_lid))
+            .route("/api/files/{*path}", axum::routing::get(waha_file))
+            .route("/api/sendImage", post(waha_send))
+            .route("/message/sendMedia/{instance}", post(evolution_send))
+            .route(
+                "/chat/getBase64FromMediaMessage/{instance}",
+                post(evolution_media),
+            )
+            .route("/{id}", axum::routing::get(cloud_media_info))
+            .route("/cloud-download/{id}", axum::routing::get(cloud_download))
+            .route("/{phone}/media", post(cloud_upload))
             .route("/message/sendText/{instance}", post(evolution_send))
             .route("/{phone}/messages", post(cloud_send))
             .with_state(state.clone());
         let url = crate::helpers::serve_fake(app).await;
+        state.lock().expect("lock").base_url = url.clone();
         FakeWhatsapp { url, state }
     }
 
@@ -92,6 +115,209 @@ impl FakeWhatsapp {
     pub fn delivered(&self) -> Vec<WaCall> {
         self.calls().into_iter().filter(|c| c.answered_ok).collect()
     }
+
+    /// The gateway holds `bytes` under `key`: a WAHA file path
+    /// (`/api/files/...`), an Evolution message id or a Cloud API media id.
+    pub fn put_file(&self, key: &str, bytes: &[u8]) {
+        self.state
+            .lock()
+            .expect("lock")
+            .files
+            .insert(key.to_string(), bytes.to_vec());
+    }
+
+    /// What was uploaded to the Cloud API's media endpoint.
+    pub fn cloud_uploads(&self) -> Vec<Vec<u8>> {
+        self.state.lock().expect("lock").cloud_uploads.clone()
+    }
+
+    /// WAHA's session knows that `lid` is `pn` (both JIDs).
+    pub fn know_lid(&self, lid: &str, pn: &str) {
+        self.state
+            .lock()
+            .expect("lock")
+            .lids
+            .insert(lid.to_string(), pn.to_string());
+    }
+
+    /// The lids WAHA was asked about.
+    pub fn lid_lookups(&self) -> Vec<String> {
+        self.state.lock().expect("lock").lid_lookups.clone()
+    }
+}
+
+/// WAHA's `GET /api/files/...`: the file it downloaded, with the API key.
+async fn waha_file(
+    State(state): State<Shared>,
+    AxPath(path): AxPath<String>,
+    h: HeaderMap,
+) -> Response {
+    if header(&h, "x-api-key").is_none() {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    match state
+        .lock()
+        .expect("lock")
+        .files
+        .get(&format!("/api/files/{path}"))
+    {
+        Some(b) => b.clone().into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// Evolution's `getBase64FromMediaMessage`: the message found by its key's
+/// id; 400 "Message not found" otherwise, as Evolution answers.
+async fn evolution_media(State(state): State<Shared>, Json(body): Json<Value>) -> Response {
+    use base64::Engine;
+    let id = body
+        .pointer("/message/key/id")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    match state.lock().expect("lock").files.get(id) {
+        Some(b) => Json(json!({
+            "mediaType": "imageMessage",
+            "fileName": format!("{id}.jpeg"),
+            "caption": null,
+            "size": {"fileLength": b.len(), "height": 1600, "width": 1200},
+            "mimetype": "image/jpeg",
+            "base64": base64::engine::general_purpose::STANDARD.encode(b),
+            "buffer": null,
+        }))
+        .into_response(),
+        None => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"status": 400, "error": "Bad Request", "response": {"message": ["Message not found"]}})),
+        )
+            .into_response(),
+    }
+}
+
+/// The Cloud API's `GET /{media id}`: where to download it.
+async fn cloud_media_info(
+    State(state): State<Shared>,
+    AxPath(id): AxPath<String>,
+    h: HeaderMap,
+) -> Response {
+    if header(&h, "authorization").is_none() {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let s = state.lock().expect("lock");
+    let Some(b) = s.files.get(&id) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": {"message": "Unsupported get request.", "code": 100}})),
+        )
+            .into_response();
+    };
+    Json(json!({
+        "messaging_product": "whatsapp",
+        "url": format!("{}/cloud-download/{id}", s.base_url),
+        "mime_type": "image/jpeg",
+        "sha256": "d8f3c2...",
+        "file_size": b.len(),
+        "id": id,
+    }))
+    .into_response()
+}
+
+async fn cloud_download(
+    State(state): State<Shared>,
+    AxPath(id): AxPath<String>,
+    h: HeaderMap,
+) -> Response {
+    if header(&h, "authorization").is_none() {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    match state.lock().expect("lock").files.get(&id) {
+        Some(b) => b.clone().into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// The Cloud API's `POST /{phone}/media` (multipart): a media id.
+async fn cloud_upload(
+    State(state): State<Shared>,
+    h: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let ct = header(&h, "content-type").unwrap_or_default();
+    let mut s = state.lock().expect("lock");
+    let parts = parse_multipart(&ct, &body);
+    let ok = parts
+        .iter()
+        .any(|(n, _, v)| n == "messaging_product" && v == b"whatsapp");
+    let Some((_, _, file)) = parts
+        .into_iter()
+        .find(|(n, f, _)| n == "file" && f.is_some())
+    else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    if !ok {
+        return StatusCode::BAD_REQUEST.into_response();
+    }
+    s.cloud_uploads.push(file);
+    let id = format!("{}", 900_000_000_000u64 + s.cloud_uploads.len() as u64);
+    Json(json!({"id": id})).into_response()
+}
+
+/// The parts of a `multipart/form-data` body: name, filename, bytes.
+pub fn parse_multipart(content_type: &str, body: &[u8]) -> Vec<(String, Option<String>, Vec<u8>)> {
+    let Some(boundary) = content_type.split("boundary=").nth(1) else {
+        return vec![];
+    };
+    let delim = format!("--{}", boundary.trim_matches('"'));
+    let text = body;
+    let mut out = Vec::new();
+    let mut pos = 0;
+    let find = |hay: &[u8], needle: &[u8], from: usize| -> Option<usize> {
+        hay.get(from..)?
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|p| p + from)
+    };
+    while let Some(start) = find(text, delim.as_bytes(), pos) {
+        let after = start + delim.len();
+        if text.get(after..after + 2) == Some(b"--") {
+            break;
+        }
+        let Some(head_end) = find(text, b"\r\n\r\n", after) else {
+            break;
+        };
+        let head = String::from_utf8_lossy(&text[after..head_end]).to_string();
+        let Some(next) = find(text, delim.as_bytes(), head_end) else {
+            break;
+        };
+        let value = text[head_end + 4..next.saturating_sub(2)].to_vec();
+        let attr = |key: &str| {
+            head.split(&format!("{key}=\""))
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .map(str::to_string)
+        };
+        if let Some(name) = attr("name") {
+            out.push((name, attr("filename"), value));
+        }
+        pos = next;
+    }
+    out
+}
+
+/// WAHA's `GET /api/{session}/lids/{lid}`: `{lid, pn}`, `pn` null when the
+/// session does not know it (WAHA adds `@lid` to a bare number).
+async fn waha_lid(
+    State(state): State<Shared>,
+    AxPath((_session, lid)): AxPath<(String, String)>,
+) -> Response {
+    let lid = if lid.contains('@') {
+        lid
+    } else {
+        format!("{lid}@lid")
+    };
+    let mut s = state.lock().expect("lock");
+    s.lid_lookups.push(lid.clone());
+    let pn = s.lids.get(&lid).cloned();
+    Json(json!({"lid": lid, "pn": pn})).into_response()
 }
 
 fn record(

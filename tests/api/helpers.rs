@@ -278,6 +278,15 @@ struct FakeState {
     /// How the next edit and delete calls are answered; then Ok.
     change_script: Vec<Reply>,
     changes: Vec<Change>,
+    /// Forum groups whose General topic is closed: a send without
+    /// `message_thread_id` is refused there with TOPIC_CLOSED.
+    general_closed: std::collections::HashSet<i64>,
+    /// Files the bot can download: file_id → bytes.
+    files: std::collections::HashMap<String, Vec<u8>>,
+    /// getFile calls, by file_id.
+    get_files: Vec<String>,
+    /// The bytes of every photo uploaded with sendPhoto.
+    uploads: Vec<Vec<u8>>,
 }
 
 /// A fake Telegram Bot API: `POST /bot<token>/sendMessage`.
@@ -309,6 +318,9 @@ impl FakeTelegram {
             .route("/{bot}/sendMessage", post(send_message))
             .route("/{bot}/editMessageText", post(edit_message))
             .route("/{bot}/deleteMessage", post(delete_message))
+            .route("/{bot}/getFile", post(get_file))
+            .route("/{bot}/sendPhoto", post(send_photo))
+            .route("/file/{bot}/{*path}", axum::routing::get(file_download))
             .with_state(state.clone());
         let url = serve_fake(app).await;
         FakeTelegram { url, state }
@@ -352,6 +364,31 @@ impl FakeTelegram {
     /// How many 429 answers the limits produced.
     pub fn too_many_requests(&self) -> u64 {
         self.state.lock().expect("lock").too_many
+    }
+
+    /// The bot can download `bytes` as `file_id` (getFile, then /file/).
+    pub fn put_file(&self, file_id: &str, bytes: &[u8]) {
+        self.state
+            .lock()
+            .expect("lock")
+            .files
+            .insert(file_id.to_string(), bytes.to_vec());
+    }
+
+    /// The file_ids asked with getFile.
+    pub fn get_files(&self) -> Vec<String> {
+        self.state.lock().expect("lock").get_files.clone()
+    }
+
+    /// The bytes of every photo uploaded with sendPhoto, in order.
+    pub fn uploads(&self) -> Vec<Vec<u8>> {
+        self.state.lock().expect("lock").uploads.clone()
+    }
+
+    /// `chat` is a forum whose General topic is closed, as Telegram answers
+    /// for it: a message without `message_thread_id` gets 400 TOPIC_CLOSED.
+    pub fn close_general(&self, chat: i64) {
+        self.state.lock().expect("lock").general_closed.insert(chat);
     }
 
     /// The next edit and delete calls are answered in this order; then Ok.
@@ -439,6 +476,110 @@ async fn delete_message(
     change(&state, "deleteMessage", body).await
 }
 
+/// `getFile`: the file's path, as the Bot API gives it (`file_path` under
+/// `/file/bot<token>/`), or 400 for an unknown file_id.
+async fn get_file(
+    State(state): State<Arc<Mutex<FakeState>>>,
+    Json(body): Json<Value>,
+) -> (StatusCode, Json<Value>) {
+    let mut s = state.lock().expect("lock");
+    let id = body["file_id"].as_str().unwrap_or_default().to_string();
+    s.get_files.push(id.clone());
+    match s.files.get(&id) {
+        Some(bytes) => (
+            StatusCode::OK,
+            Json(json!({"ok": true, "result": {
+                "file_id": id, "file_unique_id": "AQADw7sxG1aZ", "file_size": bytes.len(),
+                "file_path": format!("photos/{id}.jpg"),
+            }})),
+        ),
+        None => (
+            StatusCode::BAD_REQUEST,
+            Json(
+                json!({"ok": false, "error_code": 400, "description": "Bad Request: invalid file_id"}),
+            ),
+        ),
+    }
+}
+
+/// `GET /file/bot<token>/photos/<file_id>.jpg`.
+async fn file_download(
+    State(state): State<Arc<Mutex<FakeState>>>,
+    AxPath((_bot, path)): AxPath<(String, String)>,
+) -> axum::response::Response {
+    let id = path
+        .trim_start_matches("photos/")
+        .trim_end_matches(".jpg")
+        .to_string();
+    match state.lock().expect("lock").files.get(&id) {
+        Some(bytes) => bytes.clone().into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// `sendPhoto`, with `photo` a file_id (JSON) or an upload (multipart);
+/// recorded as a call whose `photo` is the file_id or `{"uploaded": n}`.
+async fn send_photo(
+    State(state): State<Arc<Mutex<FakeState>>>,
+    AxPath(bot): AxPath<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> (StatusCode, Json<Value>) {
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let mut s = state.lock().expect("lock");
+    let mut call = if content_type.starts_with("multipart/form-data") {
+        let mut v = json!({});
+        for (name, filename, bytes) in crate::fakes::parse_multipart(&content_type, &body) {
+            if filename.is_some() {
+                v[name.as_str()] = json!({"uploaded": bytes.len()});
+                s.uploads.push(bytes);
+            } else {
+                let text = String::from_utf8_lossy(&bytes).to_string();
+                v[name.as_str()] = match name.as_str() {
+                    "chat_id" | "message_thread_id" => json!(text.parse::<i64>().unwrap_or(0)),
+                    "reply_parameters" => serde_json::from_str(&text).unwrap_or(Value::Null),
+                    _ => json!(text),
+                };
+            }
+        }
+        v
+    } else {
+        serde_json::from_slice(&body).unwrap_or(Value::Null)
+    };
+    if call["chat_id"].is_string() {
+        call["chat_id"] = json!(
+            call["chat_id"]
+                .as_str()
+                .unwrap_or("")
+                .parse::<i64>()
+                .unwrap_or(0)
+        );
+    }
+    s.next_id += 1;
+    let id = s.next_id;
+    s.calls.push(Call {
+        token: bot.strip_prefix("bot").unwrap_or("").to_string(),
+        body: call.clone(),
+        at: Instant::now(),
+        answered_ok: true,
+        message_id: Some(id),
+    });
+    (
+        StatusCode::OK,
+        Json(json!({"ok": true, "result": {
+            "message_id": id,
+            "chat": {"id": call["chat_id"], "type": "supergroup"},
+            "date": 1700000000,
+            "photo": [{"file_id": "AgACAgQAAxkDAAIBX2dXk3s0c2VudAAI", "file_unique_id": "AQADx", "width": 1280, "height": 960}],
+            "caption": call["caption"],
+        }})),
+    )
+}
+
 /// Would one more send now break Telegram's limits? (1/s per chat, 20/min
 /// per group, 30/s per bot; scaled.)
 fn over_limits(s: &mut FakeState, chat: &str, now: Instant) -> bool {
@@ -488,6 +629,14 @@ async fn send_message(
                 reply = Reply::ServerError;
             }
         }
+    }
+    if matches!(reply, Reply::Ok)
+        && body.get("message_thread_id").is_none()
+        && body["chat_id"]
+            .as_i64()
+            .is_some_and(|c| s.general_closed.contains(&c))
+    {
+        reply = Reply::BadRequest("Bad Request: TOPIC_CLOSED");
     }
     if matches!(reply, Reply::Ok) && over_limits(&mut s, &chat, now) {
         s.too_many += 1;

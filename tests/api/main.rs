@@ -11,6 +11,7 @@ mod delivery;
 mod durability;
 mod fakes;
 mod helpers;
+mod photos;
 mod playground;
 mod reload;
 mod sandbox;

@@ -41,7 +41,7 @@ async fn the_relay_reloads_a_changed_file_and_keeps_the_old_one_when_it_is_broke
         "veulen",
         "jan",
         "Jan",
-        "Inbraak in de Molenstraat, politie is verwittigd",
+        "Inbraak bij de buren in de Molenstraat, politie is verwittigd",
     )
     .await;
     eventually(5, "the new village still gets copies", || async {

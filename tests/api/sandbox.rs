@@ -43,8 +43,13 @@ async fn an_unconfirmed_alert_gets_one_friendly_reminder_per_member_per_cooldown
         "Verdachte man loert in de tuinen van de Dorpsstraat",
     )
     .await;
-    app.post_sandbox("veulen", "an", "An", "Inbraak bezig in de Molenstraat!")
-        .await;
+    app.post_sandbox(
+        "veulen",
+        "an",
+        "An",
+        "Inbraak bezig in de Molenstraat, twee mannen met een koevoet aan de achterdeur!",
+    )
+    .await;
 
     eventually(5, "two reminders in Veulen", || async {
         app.relayed("veulen").await.len() == 2

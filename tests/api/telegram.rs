@@ -65,7 +65,7 @@ async fn the_reminder_is_a_reply_to_the_members_message() {
                 77,
                 555,
                 "Jan",
-                "Inbraak bezig in de Molenstraat!",
+                "Inbraak bezig in de Molenstraat, twee mannen met een koevoet aan de achterdeur!",
             ),
         )
         .await;
@@ -249,4 +249,223 @@ async fn a_refusal_becomes_a_dead_letter_and_does_not_block_the_others() {
     .await;
     let dead = app.state.store.dead_letters(10).await.unwrap();
     assert!(dead[0].last_error.as_deref().unwrap().contains("kicked"));
+}
+
+// --- Telegram as groups use it today (issue 15): anonymous admins,
+// forwards, linked channels and forum topics, over tests/fixtures/telegram.
+
+const HEERS: i64 = -1001000000001;
+const VEULEN_ID: i64 = -1001000000000;
+const UNCONFIRMED: &str = "Inbraak bezig in de Molenstraat!";
+
+fn tg_fixture(name: &str) -> Value {
+    crate::fakes::fixture(&format!("telegram/{name}"))
+}
+
+fn to_chat(sent: &[Value], chat: i64) -> Vec<Value> {
+    sent.iter()
+        .filter(|b| b["chat_id"].as_i64() == Some(chat))
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn an_anonymous_admins_alert_goes_out_without_a_reminder_and_their_command_runs() {
+    let (app, fake) = setup("").await;
+    let mut u = tg_fixture("update-anonymous-admin.json");
+    u["message"]["text"] = UNCONFIRMED.into();
+    assert_eq!(
+        app.webhook("bot", Some(SECRET), u.to_string())
+            .await
+            .status(),
+        200
+    );
+    // The command after it is the sentinel: its answer is queued after
+    // any reminder the alert would have had in Veulen.
+    let mut cmd = tg_fixture("update-anonymous-admin.json");
+    cmd["update_id"] = 900011.into();
+    cmd["message"]["message_id"] = 4111.into();
+    cmd["message"]["text"] = "/status".into();
+    assert_eq!(
+        app.webhook("bot", Some(SECRET), cmd.to_string())
+            .await
+            .status(),
+        200
+    );
+    eventually(5, "three copies and the answer", || async {
+        fake.delivered().len() == 4
+    })
+    .await;
+    let sent = fake.delivered();
+    let veulen = to_chat(&sent, VEULEN_ID);
+    assert_eq!(veulen.len(), 1, "no reminder to an admin: {veulen:?}");
+    assert_eq!(veulen[0]["reply_parameters"]["message_id"], 4111);
+    let answer = veulen[0]["text"].as_str().unwrap();
+    assert!(answer.starts_with("Laatste meldingen"), "{answer}");
+    // The copies name nobody: the custom title is no person's name.
+    let copy = to_chat(&sent, HEERS)[0]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        copy.starts_with("[Veulen] Wijkagent: Inbraak bezig"),
+        "{copy}"
+    );
+}
+
+#[tokio::test]
+async fn anonymous_admins_can_be_members_who_get_the_reminder() {
+    let fake = FakeTelegram::start().await;
+    let config = telegram_config(&fake, &VILLAGES, "anonymous_admins = \"member\"");
+    let app = spawn_app(&config).await;
+    let mut u = tg_fixture("update-anonymous-admin.json");
+    u["message"]["text"] = UNCONFIRMED.into();
+    let r = app.webhook("bot", Some(SECRET), u.to_string()).await;
+    assert_eq!(r.status(), 200);
+    eventually(5, "three copies and a reminder", || async {
+        fake.delivered().len() == 4
+    })
+    .await;
+    let veulen = to_chat(&fake.delivered(), VEULEN_ID);
+    assert_eq!(veulen[0]["reply_parameters"]["message_id"], 4101);
+}
+
+#[tokio::test]
+async fn a_forwarded_alert_is_marked_and_a_linked_channels_post_stays_home() {
+    let (app, fake) = setup("").await;
+    for name in ["update-automatic-forward.json", "update-forwarded.json"] {
+        let r = app
+            .webhook("bot", Some(SECRET), tg_fixture(name).to_string())
+            .await;
+        assert_eq!(r.status(), 200, "{name}");
+    }
+    // Sentinel: a member's unconfirmed alert; its reminder in Veulen comes
+    // after any the forward would have had.
+    let r = app
+        .webhook(
+            "bot",
+            Some(SECRET),
+            tg_update(900020, VEULEN, 4120, 558, "An", UNCONFIRMED),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    eventually(5, "the sentinel's reminder", || async {
+        to_chat(&fake.delivered(), VEULEN_ID)
+            .iter()
+            .any(|b| b["reply_parameters"]["message_id"] == 4120)
+    })
+    .await;
+    let sent = fake.delivered();
+    let veulen = to_chat(&sent, VEULEN_ID);
+    assert_eq!(veulen.len(), 1, "no reminder to who forwarded: {veulen:?}");
+    let copies: Vec<String> = to_chat(&sent, HEERS)
+        .iter()
+        .map(|b| b["text"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        copies
+            .iter()
+            .any(|t| t.starts_with("[Veulen] Jan: ↪️ Verdachte man belt aan")),
+        "{copies:?}"
+    );
+    assert!(
+        !copies
+            .iter()
+            .any(|t| t.contains("Karel") || t.contains("inbraakgolf")),
+        "{copies:?}"
+    );
+}
+
+/// Veulen and Heers are forum groups: copies to Heers go to its topic 3
+/// (its General is closed); Batsheers is an ordinary group.
+fn forum_config(fake: &FakeTelegram) -> String {
+    telegram_config(fake, &VILLAGES, "").replacen(
+        "chat = \"-1001000000001\"\n",
+        "chat = \"-1001000000001\"\ntopic = 3\n",
+        1,
+    )
+}
+
+#[tokio::test]
+async fn in_forums_copies_go_to_the_groups_topic_and_replies_stay_in_the_topic_they_answer() {
+    let fake = FakeTelegram::start().await;
+    fake.close_general(HEERS);
+    let app = spawn_app(&forum_config(&fake)).await;
+    // Piet reports in Veulen's topic 7, without saying he called.
+    let u = tg_fixture("update-forum-topic-message.json");
+    let r = app.webhook("bot", Some(SECRET), u.to_string()).await;
+    assert_eq!(r.status(), 200);
+    eventually(5, "three copies and the reminder", || async {
+        fake.delivered().len() == 4
+    })
+    .await;
+    let sent = fake.delivered();
+    let reminder = &to_chat(&sent, VEULEN_ID)[0];
+    assert_eq!(reminder["message_thread_id"], 7, "{reminder}");
+    assert_eq!(reminder["reply_parameters"]["message_id"], 4104);
+    let heers = &to_chat(&sent, HEERS)[0];
+    assert_eq!(heers["message_thread_id"], 3, "{heers}");
+    let batsheers = &to_chat(&sent, -1001000000002)[0];
+    assert!(batsheers.get("message_thread_id").is_none(), "{batsheers}");
+    // A reply to the copy in Heers' topic 3 reaches the original in
+    // Veulen's topic 7: the thread follows across topics.
+    let copy_text = heers["text"].as_str().unwrap();
+    let copy_id = fake.id_of(HEERS, copy_text).expect("the copy's id");
+    let mut reply: Value = serde_json::from_str(&tg_reply(
+        900030,
+        "-1001000000001",
+        5001,
+        600,
+        "Els",
+        "Ik zie hem ook, hij rijdt richting Opheers",
+        copy_id,
+        copy_text,
+    ))
+    .unwrap();
+    reply["message"]["message_thread_id"] = 3.into();
+    reply["message"]["is_topic_message"] = true.into();
+    let r = app.webhook("bot", Some(SECRET), reply.to_string()).await;
+    assert_eq!(r.status(), 200);
+    eventually(5, "the follow-up under the original", || async {
+        to_chat(&fake.delivered(), VEULEN_ID).len() == 2
+    })
+    .await;
+    let followup = to_chat(&fake.delivered(), VEULEN_ID)
+        .into_iter()
+        .find(|b| b["reply_parameters"]["message_id"] == 4104 && b != reminder)
+        .expect("a follow-up replying to the original");
+    assert_eq!(followup["message_thread_id"], 7, "{followup}");
+    assert!(
+        followup["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("[Heers] Els: Ik zie hem ook"),
+        "{followup}"
+    );
+    assert!(
+        fake.calls().iter().all(|c| c.answered_ok),
+        "nothing refused with TOPIC_CLOSED"
+    );
+}
+
+#[tokio::test]
+async fn a_photos_caption_travels_and_the_rest_of_its_album_stays_home() {
+    let (app, fake) = setup("").await;
+    for name in [
+        "update-album-second-photo.json",
+        "update-photo-caption.json",
+    ] {
+        let r = app
+            .webhook("bot", Some(SECRET), tg_fixture(name).to_string())
+            .await;
+        assert_eq!(r.status(), 200, "{name}");
+    }
+    eventually(5, "three copies of the caption", || async {
+        fake.delivered().len() == 3
+    })
+    .await;
+    for b in fake.delivered() {
+        let t = b["text"].as_str().unwrap();
+        assert!(t.starts_with("[Veulen] Marc: Deze wagen staat"), "{t}");
+    }
 }

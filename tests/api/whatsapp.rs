@@ -18,7 +18,8 @@ const COORD_HEERS: &str = "32475888888@c.us";
 const JAN: &str = "32475111111@c.us";
 const ALERT: &str =
     "Verdachte grijze bestelwagen rijdt traag door de Kerkstraat, 101 is verwittigd";
-const UNCONFIRMED: &str = "Inbraak bezig in de Molenstraat!";
+const UNCONFIRMED: &str =
+    "Inbraak bezig in de Molenstraat, twee mannen met een koevoet aan de achterdeur!";
 
 fn head(server: &str) -> String {
     format!(
@@ -816,4 +817,217 @@ webhook_secret = "hmac-wa"
         to_batsheers.body["text"],
         format!("[Heers] An: {}", an.text)
     );
+}
+
+// --- Gateways as they are today (issue 15): one test per defect, over the
+// fixtures in tests/fixtures/ (see the README there for their sources).
+
+/// Veulen, Heers and Batsheers on the two WAHA sessions; Veulen's
+/// coordinators are its linked number and Marc, listed by phone number.
+fn waha_network_with_marc(fake: &FakeWhatsapp) -> String {
+    waha_network(fake).replace(
+        &format!("coordinators = [\"{COORD_VEULEN}\"]"),
+        &format!("coordinators = [\"{COORD_VEULEN}\", \"{MARC}\"]"),
+    )
+}
+
+const MARC: &str = "32475333333@c.us";
+const MARC_LID: &str = "204567890123456@lid";
+
+fn texts_to(calls: &[WaCall], chat: &str) -> Vec<String> {
+    calls
+        .iter()
+        .filter(|c| c.body["chatId"] == chat || c.body["number"] == chat || c.body["to"] == chat)
+        .map(|c| c.body["text"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn what_the_linked_phones_owner_types_through_gows_reaches_the_other_villages() {
+    let fake = FakeWhatsapp::start().await;
+    let app = spawn_app(&waha_network(&fake)).await;
+    // GOWS: `from` is the group, `to` the sender, also for our own number.
+    let body = fixture("waha/message-any-gows-typed-on-phone.json").to_string();
+    let r = post_waha(&app, "coord-veulen", "hmac-veulen", body).await;
+    assert_eq!(r.status(), 200);
+    eventually(5, "copies in Heers and Batsheers", || async {
+        fake.delivered().len() == 2
+    })
+    .await;
+    let sent = fake.delivered();
+    assert_eq!(chats(&sent, "chatId"), vec![HEERS, BATSHEERS]);
+    assert!(
+        sent.iter().all(|c| c.body["text"]
+            .as_str()
+            .unwrap()
+            .contains("Inbraak gemeld in de Molenstraat")),
+        "{sent:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_noweb_echo_of_our_own_copy_is_answered_200_and_relayed_nowhere() {
+    let fake = FakeWhatsapp::start().await;
+    let app = spawn_app(&waha_network(&fake)).await;
+    // Baileys gives our own send no participant: WAHA leaves `to` out.
+    let body = fixture("waha/message-any-noweb-own-echo.json").to_string();
+    let r = post_waha(&app, "coord-veulen", "hmac-veulen", body).await;
+    assert_eq!(r.status(), 200, "a refusal would make WAHA retry");
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["accepted"], 0);
+    // Sentinel: a member's alert after it; once its copies are out,
+    // anything the echo had caused would have been sent before them.
+    let r = post_waha(
+        &app,
+        "coord-veulen",
+        "hmac-veulen",
+        jan_in_veulen("coord-veulen", COORD_VEULEN, ALERT).body(),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    eventually(5, "the sentinel's two copies", || async {
+        fake.delivered().len() >= 2
+    })
+    .await;
+    let sent = fake.delivered();
+    assert_eq!(chats(&sent, "chatId"), vec![HEERS, BATSHEERS], "{sent:?}");
+}
+
+#[tokio::test]
+async fn a_coordinator_listed_by_number_is_recognised_behind_a_webjs_lid() {
+    let fake = FakeWhatsapp::start().await;
+    fake.know_lid(MARC_LID, MARC);
+    let app = spawn_app(&waha_network_with_marc(&fake)).await;
+    // WEBJS names Marc only by his @lid; the config lists his number.
+    let body = fixture("waha/message-webjs-lid-member.json").to_string();
+    let r = post_waha(&app, "coord-veulen", "hmac-veulen", body).await;
+    assert_eq!(r.status(), 200);
+    eventually(5, "the answer to /status", || async {
+        fake.delivered().len() == 1
+    })
+    .await;
+    let answer = &texts_to(&fake.delivered(), VEULEN)[0];
+    assert!(
+        answer.starts_with("Geen meldingen"),
+        "a coordinator's /status, not a refusal: {answer}"
+    );
+    assert_eq!(fake.lid_lookups(), vec![MARC_LID.to_string()]);
+    // Learned: the next message asks WAHA nothing.
+    let again = fixture("waha/message-webjs-lid-member.json")
+        .to_string()
+        .replace("3EB0F0E1D2C3B4A59687", "3EB0F0E1D2C3B4A59688");
+    let r = post_waha(&app, "coord-veulen", "hmac-veulen", again).await;
+    assert_eq!(r.status(), 200);
+    eventually(5, "the second answer", || async {
+        fake.delivered().len() == 2
+    })
+    .await;
+    assert_eq!(fake.lid_lookups().len(), 1);
+}
+
+#[tokio::test]
+async fn a_lid_learned_from_an_engine_that_gives_the_number_needs_no_lookup() {
+    let fake = FakeWhatsapp::start().await;
+    let app = spawn_app(&waha_network_with_marc(&fake)).await;
+    // NOWEB gives Marc's number beside his @lid: the pair is learned.
+    let noweb = fixture("waha/message-noweb-lid-with-phone.json").to_string();
+    let r = post_waha(&app, "coord-veulen", "hmac-veulen", noweb).await;
+    assert_eq!(r.status(), 200);
+    let webjs = fixture("waha/message-webjs-lid-member.json").to_string();
+    let r = post_waha(&app, "coord-veulen", "hmac-veulen", webjs).await;
+    assert_eq!(r.status(), 200);
+    eventually(5, "the answer to /status", || async {
+        fake.delivered().len() == 1
+    })
+    .await;
+    let answer = &texts_to(&fake.delivered(), VEULEN)[0];
+    assert!(answer.starts_with("Geen meldingen"), "{answer}");
+    assert!(fake.lid_lookups().is_empty(), "{:?}", fake.lid_lookups());
+}
+
+/// The Evolution network with Els (32475888888) as Veulen's coordinator,
+/// authenticated by the custom header (Evolution's default events carry
+/// `apikey: null`).
+fn evolution_network_with_els(fake: &FakeWhatsapp) -> String {
+    evolution_network(fake).replacen(
+        "coordinators = []",
+        "coordinators = [\"32475888888@c.us\"]",
+        1,
+    )
+}
+
+#[tokio::test]
+async fn an_evolution_event_with_apikey_null_is_accepted_by_its_custom_header_only() {
+    let fake = FakeWhatsapp::start().await;
+    let app = spawn_app(&evolution_network(&fake)).await;
+    let body = fixture("evolution/messages-upsert-apikey-null.json").to_string();
+    let r = post_webhook(&app, "heers-evo", &[], body.clone()).await;
+    assert_eq!(r.status(), 401);
+    let r = post_webhook(&app, "heers-evo", &[("apikey", EVO_KEY.into())], body).await;
+    assert_eq!(r.status(), 200);
+    eventually(5, "two copies", || async { fake.delivered().len() == 2 }).await;
+    // The header decides: a wrong one is refused even when the event's own
+    // apikey is right.
+    let with_key = evolution_upsert(
+        EVO_KEY,
+        VEULEN,
+        "32475111111@s.whatsapp.net",
+        "3EB0AAAABBBBCCCCDDDD",
+        "Jan Peeters",
+        UNCONFIRMED,
+    );
+    let r = post_webhook(&app, "heers-evo", &[("apikey", "wrong".into())], with_key).await;
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn doorsturen_in_a_flattened_evolution_reply_forwards_the_quoted_text() {
+    let fake = FakeWhatsapp::start().await;
+    let app = spawn_app(&evolution_network_with_els(&fake)).await;
+    // Evolution 2.3: the reply is a `conversation`, the quote only in
+    // data.contextInfo; the relay never stored the quoted message.
+    let body = fixture("evolution/messages-upsert-v2.3-flattened-reply.json").to_string();
+    let r = post_webhook(&app, "heers-evo", &[("apikey", EVO_KEY.into())], body).await;
+    assert_eq!(r.status(), 200);
+    eventually(5, "two copies and the answer", || async {
+        fake.delivered().len() == 3
+    })
+    .await;
+    let sent = fake.delivered();
+    for chat in [HEERS, BATSHEERS] {
+        let t = &texts_to(&sent, chat)[0];
+        assert!(t.contains("koevoet"), "{t}");
+    }
+    let answer = &texts_to(&sent, VEULEN)[0];
+    assert!(answer.starts_with("Doorgestuurd naar 2"), "{answer}");
+}
+
+#[tokio::test]
+async fn a_cloud_batch_with_a_member_who_has_only_a_username_is_handled_whole() {
+    let fake = FakeWhatsapp::start().await;
+    let app = spawn_app(&cloud_network(&fake)).await;
+    let mut v = fixture("whatsapp-cloud/message-username-batch.json");
+    let value = v.pointer_mut("/entry/0/changes/0/value").unwrap();
+    value["metadata"]["phone_number_id"] = PHONE_ID.into();
+    for m in value["messages"].as_array_mut().unwrap() {
+        m["group_id"] = COORDINATORS_GROUP.into();
+    }
+    let body = v.to_string();
+    let sig = cloud_signature(APP_SECRET, &body);
+    let r = post_webhook(&app, "cloud", &[("X-Hub-Signature-256", sig)], body).await;
+    assert_eq!(r.status(), 200, "Meta would retry and disable the webhook");
+    // Sofie (no number, a username) reported a burglary: it reaches the
+    // wijkagent, named by her first name only.
+    eventually(5, "the copy for the wijkagent", || async {
+        fake.delivered().len() == 1
+    })
+    .await;
+    let sent = fake.delivered();
+    assert_eq!(sent[0].body["to"], WIJKAGENT);
+    let text = sent[0].body["text"]["body"].as_str().unwrap();
+    assert!(
+        text.starts_with("[Coördinatoren] Sofie: Inbraak bezig"),
+        "{text}"
+    );
+    assert!(!text.contains("BE."), "{text}");
 }

@@ -2302,6 +2302,7 @@ mod tests {
             all_clear: false,
             sightings: vec![],
             forced: false,
+            topic: None,
         }
     }
 

@@ -100,6 +100,7 @@ mod tests {
             all_clear: false,
             sightings: vec![],
             forced: false,
+            topic: None,
         };
         (at.to_be_bytes().to_vec(), a)
     }
