@@ -853,7 +853,25 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
             }
         }
     };
-    let reload_poll = dur(cx, &raw.server.reload_poll, "2s", "server.reload_poll");
+    let before = cx.errors.len();
+    let mut reload_poll = dur(cx, &raw.server.reload_poll, "2s", "server.reload_poll");
+    if let Some(p) = raw
+        .server
+        .reload_poll
+        .as_ref()
+        .filter(|_| cx.errors.len() == before)
+    {
+        // 0 would spin the watcher; more than an hour is a reload nobody waits for.
+        if reload_poll < Duration::from_millis(100) || reload_poll > Duration::from_secs(3600) {
+            cx.err(
+                p.span(),
+                "server.reload_poll must be between 100ms and 1h (SIGHUP reloads at once)",
+            );
+        }
+    }
+    if cx.errors.len() != before {
+        reload_poll = Duration::from_secs(2);
+    }
     let server = Server {
         listen,
         data_dir,
@@ -1467,6 +1485,13 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
                     );
                 }
                 RouteTargets::Groups(v)
+            }
+            toml::Value::String(s) if s == "neighbors" || s == "neighbour" || s == "neighbor" => {
+                cx.err(
+                    r.to.span(),
+                    format!("route {n}: to = \"{s}\": did you mean \"neighbours\"?"),
+                );
+                continue;
             }
             _ => {
                 cx.err(

@@ -173,6 +173,49 @@ fn an_unknown_key_with_a_value_over_several_lines_ends_the_list_without_false_er
     );
 }
 
+#[test]
+fn check_config_refuses_durations_that_overflow_or_spin_and_suggests_spellings() {
+    let (p, err) = check_config_fails(
+        "ranges.toml",
+        r#"[server]
+reload_poll = "0s"
+
+[relay]
+retention = "99999999999d"
+reminder_cooldown = "2 hours"
+
+[accounts.sandbox]
+platform = "sandbox"
+
+[[groups]]
+id = "veulen"
+name = "Veulen"
+account = "sandbox"
+chat = "veulen"
+neighbours = ["heers"]
+
+[[groups]]
+id = "heers"
+name = "Heers"
+account = "sandbox"
+chat = "heers"
+
+[[routes]]
+from = "*"
+to = "neighbors"
+"#,
+    );
+    for want in [
+        format!("{p}:2:15: server.reload_poll must be between 100ms and 1h"),
+        format!("{p}:5:13: relay.retention: bad duration `99999999999d`: too large"),
+        format!("{p}:6:21: relay.reminder_cooldown: bad duration `2 hours`: write `2h`"),
+        format!("{p}:26:6: route 1: to = \"neighbors\": did you mean \"neighbours\"?"),
+    ] {
+        assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+}
+
 fn simulate(args: &[&str]) -> Value {
     let mut cmd = bin();
     cmd.args(["simulate", "--config", &heers(), "--json"])
