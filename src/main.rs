@@ -169,7 +169,12 @@ fn main() -> ExitCode {
 }
 
 fn serve(config: PathBuf, overrides: Overrides) -> ExitCode {
-    buurtrelay::telemetry::init("info,sled=warn,hyper=warn");
+    // The log format is the one setting read before logging starts; an
+    // invalid config is reported (in text) by Application::build below.
+    let format = Config::load(&config)
+        .map(|c| c.server.log_format)
+        .unwrap_or_default();
+    buurtrelay::telemetry::init("info,sled=warn,hyper=warn", format);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -198,6 +198,18 @@ pub struct Server {
     pub data_dir: PathBuf,
     pub max_body_bytes: usize,
     pub reload_poll: Duration,
+    /// How log lines are written (read at start-up).
+    pub log_format: LogFormat,
+}
+
+/// `server.log_format`: lines for people, or one JSON object a line for log
+/// shippers (Loki, Elasticsearch, journald's JSON export).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// What happens to an alert whose text does not say that the police were called.
@@ -872,11 +884,26 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
     if cx.errors.len() != before {
         reload_poll = Duration::from_secs(2);
     }
+    let log_format = match raw.server.log_format.as_ref() {
+        None => LogFormat::Text,
+        Some(s) => match s.get_ref().as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                cx.err(
+                    s.span(),
+                    format!("server.log_format `{other}` must be \"text\" or \"json\""),
+                );
+                LogFormat::Text
+            }
+        },
+    };
     let server = Server {
         listen,
         data_dir,
         max_body_bytes,
         reload_poll,
+        log_format,
     };
 
     // --- relay policy

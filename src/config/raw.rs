@@ -44,6 +44,7 @@ pub struct RawServer {
     pub data_dir: Option<Spanned<String>>,
     pub max_body_bytes: Option<Spanned<i64>>,
     pub reload_poll: Option<Spanned<String>>,
+    pub log_format: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

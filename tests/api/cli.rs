@@ -216,6 +216,81 @@ to = "neighbors"
     assert!(!err.contains("panicked"), "{err}");
 }
 
+/// Starts `serve` with `server` lines added to a minimal sandbox config and
+/// stdout piped (not a terminal); returns every line up to "listening on".
+fn serve_log_until_listening(server: &str) -> Vec<String> {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("relay.toml");
+    let data = dir.path().join("data");
+    std::fs::write(
+        &f,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {data:?}\n{server}\n\n[accounts.sandbox]\nplatform = \"sandbox\"\n\n[[groups]]\nid = \"veulen\"\nname = \"Veulen\"\naccount = \"sandbox\"\nchat = \"veulen\"\n"
+        ),
+    )
+    .unwrap();
+    let mut child = bin()
+        .args(["serve", "--config", f.to_str().unwrap()])
+        .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let done = line.contains("listening on");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        lines.last().is_some_and(|l| l.contains("listening on")),
+        "{lines:?}"
+    );
+    lines
+}
+
+#[test]
+fn logs_written_to_a_pipe_carry_no_colour_codes() {
+    for line in serve_log_until_listening("") {
+        assert!(!line.contains('\u{1b}'), "ANSI escape in {line:?}");
+    }
+}
+
+#[test]
+fn log_format_json_writes_one_object_a_line_for_log_shippers() {
+    let lines = serve_log_until_listening("log_format = \"json\"");
+    for line in &lines {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(
+            v["level"].is_string() && v["timestamp"].is_string(),
+            "{line}"
+        );
+    }
+    let last: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    assert!(
+        last["message"].as_str().unwrap().contains("listening on"),
+        "{last}"
+    );
+}
+
+#[test]
+fn check_config_refuses_an_unknown_log_format() {
+    let (p, err) = check_config_fails("log.toml", "[server]\nlog_format = \"xml\"\n");
+    assert!(
+        err.contains(&format!(
+            "{p}:2:14: server.log_format `xml` must be \"text\" or \"json\""
+        )),
+        "{err}"
+    );
+}
+
 fn simulate(args: &[&str]) -> Value {
     let mut cmd = bin();
     cmd.args(["simulate", "--config", &heers(), "--json"])
