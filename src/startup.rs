@@ -131,6 +131,11 @@ impl Application {
         // Our own lock before sled's: a second relay is told so in one line
         // instead of sled's raw lock error.
         let lock = DataDirLock::acquire(&data_dir)?;
+        let key = match &config.server.sender_hash_key {
+            Some(k) => crate::privacy::SenderKey::from_secret(k.expose())?,
+            None => crate::privacy::SenderKey::load_or_create(&data_dir)?,
+        };
+        crate::privacy::install(key);
         let store: Arc<dyn Store> = Arc::new(
             SledStore::open(&data_dir)
                 .with_context(|| format!("cannot open the store in {}", data_dir.display()))?,

@@ -42,10 +42,10 @@ fn colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
     terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
-/// A short, stable, non-reversible tag for a user id, for debug logs.
+/// A short tag for a user id, for logs: stable within an installation,
+/// not reversible by hashing every phone number (keyed: [`crate::privacy`]).
 pub fn mask_id(id: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let h = Sha256::digest(id.as_bytes());
+    let h = crate::privacy::key().mac(&format!("log:{id}"));
     format!("u-{}", hex::encode(&h[..4]))
 }
 

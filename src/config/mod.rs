@@ -200,6 +200,8 @@ pub struct Server {
     pub reload_poll: Duration,
     /// How log lines are written (read at start-up).
     pub log_format: LogFormat,
+    /// The key of sender hashes (see `privacy`); None: the data dir's.
+    pub sender_hash_key: Option<Secret>,
 }
 
 /// `server.log_format`: lines for people, or one JSON object a line for log
@@ -904,6 +906,7 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
         max_body_bytes,
         reload_poll,
         log_format,
+        sender_hash_key: secret(cx, &raw.server.sender_hash_key, "server.sender_hash_key"),
     };
 
     // --- relay policy

@@ -45,6 +45,7 @@ pub struct RawServer {
     pub max_body_bytes: Option<Spanned<i64>>,
     pub reload_poll: Option<Spanned<String>>,
     pub log_format: Option<Spanned<String>>,
+    pub sender_hash_key: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
