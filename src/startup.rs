@@ -59,6 +59,26 @@ impl WarnOnce {
     }
 }
 
+/// Sandbox accounts let anyone who reaches the server post as any member:
+/// fine on 127.0.0.1 for a demo, an open door on 0.0.0.0 (a container's
+/// default). Refused there unless the config says so.
+fn refuse_public_sandbox(config: &Config, listen: SocketAddr) -> anyhow::Result<()> {
+    let sandbox: Vec<String> = config
+        .accounts
+        .iter()
+        .filter(|(_, a)| a.platform == crate::config::PlatformKind::Sandbox)
+        .map(|(id, _)| id.to_string())
+        .collect();
+    if sandbox.is_empty() || listen.ip().is_loopback() || config.server.allow_public_sandbox {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "refusing to serve sandbox account(s) {} on {listen}: anyone who reaches it could post as any member. \
+         Listen on 127.0.0.1, remove the sandbox accounts, or set server.allow_public_sandbox = true",
+        sandbox.join(", ")
+    )
+}
+
 /// An exclusive lock on `DIR/buurtrelay.lock`, held while the relay runs
 /// (released by the kernel when the process ends, even killed).
 pub struct DataDirLock {
@@ -141,6 +161,7 @@ impl Application {
                 .with_context(|| format!("cannot open the store in {}", data_dir.display()))?,
         );
         let listen = overrides.listen.unwrap_or(config.server.listen);
+        refuse_public_sandbox(&config, listen)?;
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;

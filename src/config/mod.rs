@@ -202,6 +202,9 @@ pub struct Server {
     pub log_format: LogFormat,
     /// The key of sender hashes (see `privacy`); None: the data dir's.
     pub sender_hash_key: Option<Secret>,
+    /// Serve sandbox accounts (anyone may post as anyone) on an address
+    /// other than loopback. Off by default.
+    pub allow_public_sandbox: bool,
 }
 
 /// `server.log_format`: lines for people, or one JSON object a line for log
@@ -907,6 +910,7 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
         reload_poll,
         log_format,
         sender_hash_key: secret(cx, &raw.server.sender_hash_key, "server.sender_hash_key"),
+        allow_public_sandbox: raw.server.allow_public_sandbox.unwrap_or(false),
     };
 
     // --- relay policy

@@ -46,6 +46,7 @@ pub struct RawServer {
     pub reload_poll: Option<Spanned<String>>,
     pub log_format: Option<Spanned<String>>,
     pub sender_hash_key: Option<Spanned<String>>,
+    pub allow_public_sandbox: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

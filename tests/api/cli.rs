@@ -395,3 +395,93 @@ fn check_config_says_what_an_evolution_account_accepts() {
         "{stderr}"
     );
 }
+
+/// Starts `serve` on a minimal sandbox config; returns the child and the
+/// URL it listens on (read from its "listening on" line).
+fn serve_child(extra: &[&str]) -> (std::process::Child, String, tempfile::TempDir) {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("relay.toml");
+    let data = dir.path().join("data");
+    std::fs::write(
+        &f,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {data:?}\n\n[accounts.sandbox]\nplatform = \"sandbox\"\n\n[[groups]]\nid = \"veulen\"\nname = \"Veulen\"\naccount = \"sandbox\"\nchat = \"veulen\"\n"
+        ),
+    )
+    .unwrap();
+    let mut child = bin()
+        .args(["serve", "--config", f.to_str().unwrap()])
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut url = String::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some(pos) = line.find("listening on ") {
+            url = line[pos + "listening on ".len()..]
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_string();
+            break;
+        }
+    }
+    (child, url, dir)
+}
+
+#[test]
+fn healthcheck_answers_for_a_running_relay_and_fails_when_it_is_gone() {
+    let (mut child, url, _dir) = serve_child(&[]);
+    assert!(url.starts_with("http://127.0.0.1:"), "no listening line");
+    let ok = bin()
+        .args(["healthcheck", &format!("{url}/healthz")])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let gone = bin()
+        .args(["healthcheck", &format!("{url}/healthz")])
+        .output()
+        .unwrap();
+    assert!(!gone.status.success());
+    let err = String::from_utf8_lossy(&gone.stderr);
+    assert!(err.contains("connection refused"), "{err}");
+}
+
+#[test]
+fn sandbox_accounts_are_refused_on_a_public_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("relay.toml");
+    std::fs::write(
+        &f,
+        "[accounts.sandbox]\nplatform = \"sandbox\"\n\n[[groups]]\nid = \"veulen\"\nname = \"Veulen\"\naccount = \"sandbox\"\nchat = \"veulen\"\n",
+    )
+    .unwrap();
+    let out = bin()
+        .args([
+            "serve",
+            "--config",
+            f.to_str().unwrap(),
+            "--listen",
+            "0.0.0.0:0",
+        ])
+        .args(["--data-dir", dir.path().join("data").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refusing to serve sandbox account(s) sandbox on 0.0.0.0:0"),
+        "{err}"
+    );
+    assert!(err.contains("server.allow_public_sandbox = true"), "{err}");
+}
