@@ -166,3 +166,76 @@ fn the_image_holds_no_config_and_checks_health_without_a_shell() {
         assert_eq!(line.trim(), "COPY . .", "{line}");
     }
 }
+
+#[test]
+fn the_kubernetes_manifests_hang_together_and_their_config_is_valid() {
+    let k8s = root().join("deploy/k8s");
+    let read =
+        |f: &str| std::fs::read_to_string(k8s.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+    let kustomization = read("kustomization.yaml");
+    for f in [
+        "configmap.yaml",
+        "pvc.yaml",
+        "deployment.yaml",
+        "service.yaml",
+    ] {
+        assert!(
+            kustomization.contains(&format!("- {f}")),
+            "{f} not in kustomization.yaml"
+        );
+    }
+    // The secret is applied by hand from its example, never committed filled in.
+    assert!(
+        !kustomization
+            .lines()
+            .any(|l| l.trim().starts_with("- secret")),
+        "secrets stay out of kustomize"
+    );
+    let deployment = read("deployment.yaml");
+    for (what, name) in [
+        ("the Secret", "name: buurtrelay-secrets"),
+        ("the ConfigMap", "name: buurtrelay-config"),
+        ("the PVC", "claimName: buurtrelay-data"),
+        ("the liveness probe", "path: /healthz"),
+        ("the readiness probe", "path: /readyz"),
+        ("one sled owner at a time", "type: Recreate"),
+    ] {
+        assert!(
+            deployment.contains(name),
+            "the Deployment lacks {what} ({name})"
+        );
+    }
+    assert!(read("secret.example.yaml").contains("name: buurtrelay-secrets"));
+    assert!(read("pvc.yaml").contains("name: buurtrelay-data"));
+    // The config in the ConfigMap passes check-config with its secrets set.
+    let configmap = read("configmap.yaml");
+    let toml: String = configmap
+        .split_once("buurtrelay.toml: |\n")
+        .expect("the config in the ConfigMap")
+        .1
+        .lines()
+        .map(|l| l.strip_prefix("    ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = dir.path().join("buurtrelay.toml");
+    std::fs::write(&f, toml).expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_buurtrelay"))
+        .args(["check-config", f.to_str().expect("utf-8 path")])
+        .env("HEERS_BOT_TOKEN", "123456:ABCdefGHIjklMNOpqrSTUvwxYZ")
+        .env("HEERS_WEBHOOK_SECRET", "a-long-webhook-secret")
+        .env("ADMIN_TOKEN", "a-long-admin-token-for-tests")
+        .output()
+        .expect("run check-config");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for key in ["HEERS_BOT_TOKEN", "HEERS_WEBHOOK_SECRET", "ADMIN_TOKEN"] {
+        assert!(
+            read("secret.example.yaml").contains(&format!("{key}:")),
+            "{key} not in the Secret"
+        );
+    }
+}
