@@ -179,7 +179,7 @@ fn reports_of_looks_alone_are_told_from_reports_of_behaviour() {
         looks.recall(),
         looks.f1()
     );
-    // Measured: precision 0.960, recall 0.400 (24 of 60), 1 of 70 reports
+    // Measured: precision 0.963, recall 0.433 (26 of 60), 1 of 70 reports
     // of behaviour held. Far from good recall: docs/protocol.md.
     assert!(looks.n() >= 150);
     assert!(
@@ -187,6 +187,6 @@ fn reports_of_looks_alone_are_told_from_reports_of_behaviour() {
         "precision {:.3}",
         looks.precision()
     );
-    assert!(looks.recall() >= 0.38, "recall {:.3}", looks.recall());
+    assert!(looks.recall() >= 0.41, "recall {:.3}", looks.recall());
     assert!(alerts_held_wrongly <= 2, "{alerts_held_wrongly}");
 }

@@ -420,8 +420,12 @@ impl Model {
     /// [`Self::score`] with the rules' cues already worked out.
     pub fn score_cues(&self, text: &str, normalized: &str, cues: &RuleCues) -> Scores {
         let raw = extract_with(text, normalized, cues);
-        let full = weigh(&raw, &self.index, &self.idf, self.hashes.len());
-        let v = weigh_plain(&raw, &self.index, &self.idf, self.hashes.len());
+        let n_features = self.hashes.len();
+        let full = weigh(&raw, &self.index, &self.idf, n_features);
+        let v = match &raw.plain {
+            Some(_) => weigh_plain(&raw, &self.index, &self.idf, n_features),
+            None => without_call_cues(&full, n_features),
+        };
         let z_of = |h: &Head, v: &Vector| -> f64 {
             let mut s = f64::from(h.bias);
             for (i, x) in v.idx.iter().zip(&v.val) {
