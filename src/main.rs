@@ -575,7 +575,7 @@ fn simulate(
 
 /// The allocator: glibc's malloc with at most two arenas by default, or
 /// mimalloc with `--features mimalloc`. Measured with the load generator on
-/// the 2-core benchmark machine (README, "Measured speed", medians of six
+/// the 2-core benchmark machine (docs/benchmarks.md, "Measured speed", medians of six
 /// runs each): mimalloc takes 15-25% more messages per second under heavy
 /// load and about 12 MB more memory (peak RSS 66 MB against 54 MB under an
 /// alert backlog; the budget is 64).
