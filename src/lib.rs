@@ -13,6 +13,7 @@ pub mod http;
 pub mod ingest;
 pub mod message;
 pub mod platform;
+pub mod privacy;
 pub mod protocol;
 pub mod relay;
 pub mod routing;

@@ -37,6 +37,15 @@ enum Cmd {
     },
     /// Check a config file; prints `file:line:col: message` for every error.
     CheckConfig { file: PathBuf },
+    /// Ask a running relay whether it is healthy: exits 0 when `URL` (e.g.
+    /// http://127.0.0.1:8080/healthz) answers 2xx within the timeout. For a
+    /// container's HEALTHCHECK: no shell or curl needed.
+    Healthcheck {
+        url: String,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 3)]
+        timeout: u64,
+    },
     /// Show what the relay would do with a message.
     Simulate {
         #[arg(long, short)]
@@ -131,6 +140,7 @@ fn main() -> ExitCode {
             data_dir,
         } => serve(config, Overrides { listen, data_dir }),
         Cmd::CheckConfig { file } => check(&file),
+        Cmd::Healthcheck { url, timeout } => healthcheck(&url, timeout),
         Cmd::Train { data, out } => train(&data, &out),
         Cmd::Corrections {
             cmd:
@@ -169,7 +179,12 @@ fn main() -> ExitCode {
 }
 
 fn serve(config: PathBuf, overrides: Overrides) -> ExitCode {
-    buurtrelay::telemetry::init("info,sled=warn,hyper=warn");
+    // The log format is the one setting read before logging starts; an
+    // invalid config is reported (in text) by Application::build below.
+    let format = Config::load(&config)
+        .map(|c| c.server.log_format)
+        .unwrap_or_default();
+    buurtrelay::telemetry::init("info,sled=warn,hyper=warn", format);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -188,6 +203,51 @@ fn serve(config: PathBuf, overrides: Overrides) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("buurtrelay: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn healthcheck(url: &str, timeout: u64) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("healthcheck: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let res = rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(timeout.max(1)))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let resp =
+            client.get(url).send().await.map_err(
+                |e| match buurtrelay::platform::transport_error("healthcheck", e) {
+                    buurtrelay::platform::SendError::Transient(why) => why,
+                    other => other.to_string(),
+                },
+            )?;
+        let status = resp.status();
+        if status.is_success() {
+            Ok(status)
+        } else {
+            Err(format!(
+                "healthcheck: {url} answered HTTP {}",
+                status.as_u16()
+            ))
+        }
+    });
+    match res {
+        Ok(status) => {
+            println!("{url}: {status}");
+            ExitCode::SUCCESS
+        }
+        Err(why) => {
+            eprintln!("{why}");
             ExitCode::FAILURE
         }
     }
@@ -527,7 +587,7 @@ fn simulate(
 
 /// The allocator: glibc's malloc with at most two arenas by default, or
 /// mimalloc with `--features mimalloc`. Measured with the load generator on
-/// the 2-core benchmark machine (README, "Measured speed", medians of six
+/// the 2-core benchmark machine (docs/benchmarks.md, "Measured speed", medians of six
 /// runs each): mimalloc takes 15-25% more messages per second under heavy
 /// load and about 12 MB more memory (peak RSS 66 MB against 54 MB under an
 /// alert backlog; the budget is 64).

@@ -544,7 +544,8 @@ fn remind(cfg: &Config, group: &Group, msg: &InboundMessage) -> Action {
         reply_to: msg.message_id.clone(),
         text: reminder_text(cfg, group, msg),
         // By chat space: a WhatsApp member is one member through WAHA or Evolution.
-        cooldown_key: format!("{}:{}", msg.platform.chat_space(), msg.sender.id),
+        // Keyed hash: the store never holds the member's number.
+        cooldown_key: sender_hash(msg.platform.chat_space(), &msg.sender.id),
     }
 }
 

@@ -4,11 +4,30 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::config::{AccountId, Config, PlatformKind};
 use crate::platform::sandbox::SandboxFeed;
 use crate::platform::{self, Platform};
 use crate::store::{SandboxChats, Store};
+
+/// Why a loaded config could not be put to work.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The relay does not start (or a reload keeps the running config).
+    #[error("cannot build the HTTP client for the platforms: {0}")]
+    HttpClient(#[source] reqwest::Error),
+}
+
+/// The client every platform adapter sends with: a total and a connect timeout.
+fn http_client(send_timeout: Duration, user_agent: &str) -> Result<reqwest::Client, RuntimeError> {
+    reqwest::Client::builder()
+        .timeout(send_timeout)
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(user_agent)
+        .build()
+        .map_err(RuntimeError::HttpClient)
+}
 
 pub struct Runtime {
     pub config: Arc<Config>,
@@ -20,18 +39,18 @@ pub struct Runtime {
 impl Runtime {
     /// A runtime whose sandbox accounts publish what they post on `feed`
     /// (the server passes the one in `AppState`, across reloads).
+    /// Fails when the HTTP client cannot be built: a default client would
+    /// have no timeouts, and one stalled platform would hold a worker forever.
     pub fn with_sandbox_feed(
         config: Config,
         store: Arc<dyn Store>,
         chats: Arc<dyn SandboxChats>,
         feed: &SandboxFeed,
-    ) -> Runtime {
-        let http = reqwest::Client::builder()
-            .timeout(config.delivery.send_timeout)
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .user_agent(concat!("buurtrelay/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
+    ) -> Result<Runtime, RuntimeError> {
+        let http = http_client(
+            config.delivery.send_timeout,
+            concat!("buurtrelay/", env!("CARGO_PKG_VERSION")),
+        )?;
         let mut platforms = HashMap::new();
         let mut own_ids: HashMap<PlatformKind, HashSet<String>> = HashMap::new();
         for (id, acc) in &config.accounts {
@@ -41,14 +60,31 @@ impl Runtime {
             }
             platforms.insert(id.clone(), p);
         }
-        Runtime {
+        Ok(Runtime {
             config: Arc::new(config),
             platforms,
             own_ids,
-        }
+        })
     }
 
     pub fn own_ids(&self, platform: PlatformKind) -> HashSet<String> {
         self.own_ids.get(&platform).cloned().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_that_cannot_be_built_is_an_error_not_a_client_without_timeouts() {
+        // An invalid header value makes reqwest's builder fail, as a broken
+        // TLS setup would.
+        let e = http_client(Duration::from_secs(5), "bad\nagent").unwrap_err();
+        assert!(
+            e.to_string().contains("cannot build the HTTP client"),
+            "{e}"
+        );
+        assert!(http_client(Duration::from_secs(5), "buurtrelay/test").is_ok());
     }
 }

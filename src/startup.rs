@@ -43,11 +43,86 @@ pub struct AppState {
     pub sandbox_chats: Arc<dyn SandboxChats>,
     /// The words of recent alerts, for comparing new ones with them.
     pub alert_words: Arc<crate::thread_map::AlertWords>,
+    /// The config warnings already logged, so a reload repeats none.
+    pub logged_warnings: Arc<Mutex<WarnOnce>>,
+}
+
+/// The config warnings of the last load. A reload logs only those that are
+/// new; one that goes away and comes back is logged again.
+#[derive(Default)]
+pub struct WarnOnce {
+    last: std::collections::HashSet<String>,
+}
+
+impl WarnOnce {
+    /// The warnings in `now` that the last load did not have.
+    pub fn fresh<'a>(&mut self, now: &'a [String]) -> Vec<&'a String> {
+        let new = now.iter().filter(|w| !self.last.contains(*w)).collect();
+        self.last = now.iter().cloned().collect();
+        new
+    }
+}
+
+/// Sandbox accounts let anyone who reaches the server post as any member:
+/// fine on 127.0.0.1 for a demo, an open door on 0.0.0.0 (a container's
+/// default). Refused there unless the config says so.
+fn refuse_public_sandbox(config: &Config, listen: SocketAddr) -> anyhow::Result<()> {
+    let sandbox: Vec<String> = config
+        .accounts
+        .iter()
+        .filter(|(_, a)| a.platform == crate::config::PlatformKind::Sandbox)
+        .map(|(id, _)| id.to_string())
+        .collect();
+    if sandbox.is_empty() || listen.ip().is_loopback() || config.server.allow_public_sandbox {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "refusing to serve sandbox account(s) {} on {listen}: anyone who reaches it could post as any member. \
+         Listen on 127.0.0.1, remove the sandbox accounts, or set server.allow_public_sandbox = true",
+        sandbox.join(", ")
+    )
+}
+
+/// An exclusive lock on `DIR/buurtrelay.lock`, held while the relay runs
+/// (released by the kernel when the process ends, even killed).
+pub struct DataDirLock {
+    _file: std::fs::File,
+}
+
+impl DataDirLock {
+    pub fn acquire(dir: &Path) -> anyhow::Result<DataDirLock> {
+        let path = dir.join("buurtrelay.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: flock on a descriptor this function owns.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            if rc != 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::WouldBlock {
+                    anyhow::bail!(
+                        "another buurtrelay is using {}: stop it first, or give this one another server.data_dir",
+                        dir.display()
+                    );
+                }
+                return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+            }
+        }
+        Ok(DataDirLock { _file: file })
+    }
 }
 
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    /// Held until the relay stops.
+    lock: DataDirLock,
     max_body: usize,
     /// The config file as loaded, so a change made before the watcher
     /// starts is still seen as a change.
@@ -77,6 +152,14 @@ impl Application {
             .unwrap_or_else(|| config.server.data_dir.clone());
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+        // Our own lock before sled's: a second relay is told so in one line
+        // instead of sled's raw lock error.
+        let lock = DataDirLock::acquire(&data_dir)?;
+        let key = match &config.server.sender_hash_key {
+            Some(k) => crate::privacy::SenderKey::from_secret(k.expose())?,
+            None => crate::privacy::SenderKey::load_or_create(&data_dir)?,
+        };
+        crate::privacy::install(key);
         let sled = Arc::new(
             SledStore::open(&data_dir)
                 .with_context(|| format!("cannot open the store in {}", data_dir.display()))?,
@@ -84,13 +167,20 @@ impl Application {
         let store: Arc<dyn Store> = sled.clone();
         let sandbox_chats: Arc<dyn SandboxChats> = sled;
         let listen = overrides.listen.unwrap_or(config.server.listen);
+        refuse_public_sandbox(&config, listen)?;
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let max_body = config.server.max_body_bytes;
         let sandbox_feed = SandboxFeed::default();
-        let runtime =
-            Runtime::with_sandbox_feed(config, store.clone(), sandbox_chats.clone(), &sandbox_feed);
+        let mut logged = WarnOnce::default();
+        logged.fresh(&config.warnings);
+        let runtime = Runtime::with_sandbox_feed(
+            config,
+            store.clone(),
+            sandbox_chats.clone(),
+            &sandbox_feed,
+        )?;
         let (tx, _) = watch::channel(Arc::new(runtime));
         let metrics = Arc::new(Metrics::default());
         store.count_flushes_in(metrics.clone());
@@ -104,6 +194,7 @@ impl Application {
             sandbox_feed,
             sandbox_chats,
             alert_words: Arc::default(),
+            logged_warnings: Arc::new(Mutex::new(logged)),
         };
         info!(
             data_dir = %data_dir.display(),
@@ -111,6 +202,7 @@ impl Application {
             "store opened"
         );
         Ok(Application {
+            lock,
             listener,
             state,
             max_body,
@@ -191,6 +283,7 @@ impl Application {
             warn!("workers did not stop within {bound:?}; what is left stays in the outbox");
         }
         state.store.flush().await.context("final flush")?;
+        drop(self.lock);
         info!("stopped");
         Ok(())
     }
@@ -260,19 +353,30 @@ pub fn reload(state: &AppState, why: &str) -> bool {
             {
                 warn!("config: server.listen and server.data_dir take effect at the next restart");
             }
-            for w in &cfg.warnings {
-                warn!("config: {w}");
-            }
-            for n in &cfg.notes {
-                info!("config: {n}");
+            if let Ok(mut logged) = state.logged_warnings.lock() {
+                for w in logged.fresh(&cfg.warnings) {
+                    warn!("config: {w}");
+                }
             }
             let groups = cfg.groups.len();
-            let rt = Runtime::with_sandbox_feed(
+            let rt = match Runtime::with_sandbox_feed(
                 cfg,
                 state.store.clone(),
                 state.sandbox_chats.clone(),
                 &state.sandbox_feed,
-            );
+            ) {
+                Ok(rt) => rt,
+                Err(e) => {
+                    state
+                        .metrics
+                        .inc("buurtrelay_config_reloads_total", &[("result", "error")]);
+                    error!("config not reloaded, keeping the running one: {e}");
+                    if let Ok(mut r) = state.reload.lock() {
+                        r.last_error = Some(e.to_string());
+                    }
+                    return false;
+                }
+            };
             state.runtime.send_replace(Arc::new(rt));
             state
                 .metrics
@@ -369,5 +473,38 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_warning_repeated_on_every_reload_is_logged_once() {
+        let mut logged = WarnOnce::default();
+        let a = vec!["group `x` has no coordinators".to_string()];
+        assert_eq!(logged.fresh(&a).len(), 1);
+        assert!(logged.fresh(&a).is_empty());
+        assert!(logged.fresh(&a).is_empty());
+        // Fixed, then back: said again.
+        assert!(logged.fresh(&[]).is_empty());
+        assert_eq!(logged.fresh(&a).len(), 1);
+    }
+
+    #[test]
+    fn a_second_relay_on_the_same_data_dir_is_told_who_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = DataDirLock::acquire(dir.path()).unwrap();
+        let e = DataDirLock::acquire(dir.path()).err().unwrap().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "another buurtrelay is using {}: stop it first, or give this one another server.data_dir",
+                dir.path().display()
+            )
+        );
+        drop(first);
+        assert!(DataDirLock::acquire(dir.path()).is_ok());
     }
 }

@@ -9,19 +9,43 @@ use std::sync::Mutex;
 
 use tracing_subscriber::EnvFilter;
 
+use crate::config::LogFormat;
+
 /// Installs the global subscriber. `RUST_LOG` overrides the default level.
-pub fn init(default: &str) {
+/// Text lines carry colour only when standard output is a terminal (journald
+/// and files get plain text) and `NO_COLOR` is not set; `json` writes one
+/// object a line, for log shippers.
+pub fn init(default: &str, format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(colour(
+                std::io::stdout().is_terminal(),
+                std::env::var_os("NO_COLOR"),
+            ))
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_ansi(false)
+            .try_init(),
+    };
 }
 
-/// A short, stable, non-reversible tag for a user id, for debug logs.
+/// Colour only on a terminal, and never with `NO_COLOR` set (no-color.org).
+fn colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+/// A short tag for a user id, for logs: stable within an installation,
+/// not reversible by hashing every phone number (keyed: [`crate::privacy`]).
 pub fn mask_id(id: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let h = Sha256::digest(id.as_bytes());
+    let h = crate::privacy::key().mac(&format!("log:{id}"));
     format!("u-{}", hex::encode(&h[..4]))
 }
 
@@ -280,6 +304,14 @@ pub fn gauge_labels(l: &[(&str, &str)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_and_never_with_no_color() {
+        assert!(colour(true, None));
+        assert!(!colour(false, None));
+        assert!(!colour(true, Some("1".into())));
+        assert!(colour(true, Some("".into())));
+    }
 
     #[test]
     fn counters_render_in_prometheus_text_format() {

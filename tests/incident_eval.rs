@@ -6,7 +6,7 @@
 //! at the same time, never used for tuning).
 //!
 //! `cargo test --test incident_eval -- --nocapture` prints the figures the
-//! README quotes.
+//! docs/groups.md quotes.
 
 use buurtrelay::relay::similar;
 use serde::Deserialize;

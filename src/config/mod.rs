@@ -198,6 +198,23 @@ pub struct Server {
     pub data_dir: PathBuf,
     pub max_body_bytes: usize,
     pub reload_poll: Duration,
+    /// How log lines are written (read at start-up).
+    pub log_format: LogFormat,
+    /// The key of sender hashes (see `privacy`); None: the data dir's.
+    pub sender_hash_key: Option<Secret>,
+    /// Serve sandbox accounts (anyone may post as anyone) on an address
+    /// other than loopback. Off by default.
+    pub allow_public_sandbox: bool,
+}
+
+/// `server.log_format`: lines for people, or one JSON object a line for log
+/// shippers (Loki, Elasticsearch, journald's JSON export).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// What happens to an alert whose text does not say that the police were called.
@@ -853,12 +870,47 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
             }
         }
     };
-    let reload_poll = dur(cx, &raw.server.reload_poll, "2s", "server.reload_poll");
+    let before = cx.errors.len();
+    let mut reload_poll = dur(cx, &raw.server.reload_poll, "2s", "server.reload_poll");
+    if let Some(p) = raw
+        .server
+        .reload_poll
+        .as_ref()
+        .filter(|_| cx.errors.len() == before)
+    {
+        // 0 would spin the watcher; more than an hour is a reload nobody waits for.
+        if reload_poll < Duration::from_millis(100) || reload_poll > Duration::from_secs(3600) {
+            cx.err(
+                p.span(),
+                "server.reload_poll must be between 100ms and 1h (SIGHUP reloads at once)",
+            );
+        }
+    }
+    if cx.errors.len() != before {
+        reload_poll = Duration::from_secs(2);
+    }
+    let log_format = match raw.server.log_format.as_ref() {
+        None => LogFormat::Text,
+        Some(s) => match s.get_ref().as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                cx.err(
+                    s.span(),
+                    format!("server.log_format `{other}` must be \"text\" or \"json\""),
+                );
+                LogFormat::Text
+            }
+        },
+    };
     let server = Server {
         listen,
         data_dir,
         max_body_bytes,
         reload_poll,
+        log_format,
+        sender_hash_key: secret(cx, &raw.server.sender_hash_key, "server.sender_hash_key"),
+        allow_public_sandbox: raw.server.allow_public_sandbox.unwrap_or(false),
     };
 
     // --- relay policy
@@ -1467,6 +1519,13 @@ fn build(cx: &mut Cx, raw: RawConfig, path: &Path) -> Option<Config> {
                     );
                 }
                 RouteTargets::Groups(v)
+            }
+            toml::Value::String(s) if s == "neighbors" || s == "neighbour" || s == "neighbor" => {
+                cx.err(
+                    r.to.span(),
+                    format!("route {n}: to = \"{s}\": did you mean \"neighbours\"?"),
+                );
+                continue;
             }
             _ => {
                 cx.err(

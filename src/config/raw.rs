@@ -44,6 +44,9 @@ pub struct RawServer {
     pub data_dir: Option<Spanned<String>>,
     pub max_body_bytes: Option<Spanned<i64>>,
     pub reload_poll: Option<Spanned<String>>,
+    pub log_format: Option<Spanned<String>>,
+    pub sender_hash_key: Option<Spanned<String>>,
+    pub allow_public_sandbox: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -551,13 +551,13 @@ impl Evolution {
         let resp = req
             .send()
             .await
-            .map_err(|e| SendError::Transient(format!("evolution: {}", e.without_url())))?;
+            .map_err(|e| super::transport_error("evolution", e))?;
         let status = resp.status();
         let retry = whatsapp::retry_after(resp.headers());
         let bytes = resp
             .bytes()
             .await
-            .map_err(|e| SendError::Transient(format!("evolution: {}", e.without_url())))?;
+            .map_err(|e| super::transport_error("evolution", e))?;
         if !status.is_success() {
             return Err(whatsapp::gateway_error("evolution", status, retry, &bytes));
         }

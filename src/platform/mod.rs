@@ -56,6 +56,54 @@ pub enum SendError {
     Permanent(String),
 }
 
+/// A request to a platform that got no HTTP answer, said the way an operator
+/// reads it: `telegram: connection refused`, `waha: DNS lookup failed (...)`,
+/// `cloud api: TLS handshake failed (...)`, `evolution: timed out`. Never the
+/// URL (Telegram's holds the bot token). Always worth a retry.
+pub fn transport_error(platform: &str, e: reqwest::Error) -> SendError {
+    let e = e.without_url();
+    SendError::Transient(format!("{platform}: {}", describe_transport(&e)))
+}
+
+fn describe_transport(e: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut causes: Vec<String> = Vec::new();
+    let mut io_kind = None;
+    let mut source = e.source();
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            io_kind.get_or_insert(io.kind());
+        }
+        causes.push(s.to_string());
+        source = s.source();
+    }
+    let all = causes.join(": ").to_lowercase();
+    let innermost = causes.last().cloned().unwrap_or_default();
+    if e.is_timeout() || io_kind == Some(std::io::ErrorKind::TimedOut) {
+        "timed out (no answer within delivery.send_timeout)".to_string()
+    } else if io_kind == Some(std::io::ErrorKind::ConnectionRefused) {
+        "connection refused (is the platform's api_url right and its server running?)".to_string()
+    } else if all.contains("dns error") || all.contains("failed to lookup address") {
+        format!("DNS lookup failed ({innermost})")
+    } else if all.contains("tls")
+        || all.contains("certificate")
+        || all.contains("handshake")
+        || all.contains("corrupt message")
+    {
+        format!("TLS handshake failed ({innermost})")
+    } else if io_kind == Some(std::io::ErrorKind::ConnectionReset) {
+        "connection reset by the platform".to_string()
+    } else if e.is_connect() {
+        format!("cannot connect ({innermost})")
+    } else if e.is_body() || e.is_decode() {
+        format!("the answer could not be read ({innermost})")
+    } else if innermost.is_empty() {
+        e.to_string()
+    } else {
+        format!("{e} ({innermost})")
+    }
+}
+
 /// Why a copy could not be edited or deleted.
 #[derive(Debug, thiserror::Error)]
 pub enum ChangeError {
@@ -201,10 +249,7 @@ pub async fn download(
     max: u64,
     what: &str,
 ) -> Result<Vec<u8>, SendError> {
-    let mut resp = req
-        .send()
-        .await
-        .map_err(|e| SendError::Transient(format!("{what}: {}", e.without_url())))?;
+    let mut resp = req.send().await.map_err(|e| transport_error(what, e))?;
     let status = resp.status();
     if !status.is_success() {
         let why = format!("{what}: HTTP {}", status.as_u16());
@@ -219,11 +264,7 @@ pub async fn download(
         )));
     }
     let mut bytes = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| SendError::Transient(format!("{what}: {}", e.without_url())))?
-    {
+    while let Some(chunk) = resp.chunk().await.map_err(|e| transport_error(what, e))? {
         if bytes.len() as u64 + chunk.len() as u64 > max {
             return Err(SendError::Permanent(format!(
                 "{what}: larger than {max} bytes"
@@ -310,4 +351,66 @@ pub(crate) fn mutated(base: &[u8], rng: &mut fastrand::Rng) -> Vec<u8> {
         }
     }
     b
+}
+
+#[cfg(test)]
+mod transport_tests {
+    use super::*;
+
+    async fn fail(url: &str) -> String {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        let e = client.get(url).send().await.unwrap_err();
+        transport_error("telegram", e).to_string()
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_called_so_with_the_platform_name() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        let why = fail(&format!("http://127.0.0.1:{port}/botSECRET/sendMessage")).await;
+        assert!(why.contains("telegram: connection refused"), "{why}");
+        assert!(!why.contains("SECRET"), "{why}");
+    }
+
+    #[tokio::test]
+    async fn a_platform_that_never_answers_is_a_timeout() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        // Accepts and holds the connection, says nothing.
+        let held = tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            std::future::pending::<()>().await;
+            drop(s);
+        });
+        let why = fail(&format!("http://127.0.0.1:{port}/")).await;
+        assert!(why.contains("telegram: timed out"), "{why}");
+        held.abort();
+    }
+
+    #[tokio::test]
+    async fn a_server_that_does_not_speak_tls_is_a_tls_failure() {
+        use tokio::io::AsyncWriteExt;
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+        });
+        let why = fail(&format!("https://127.0.0.1:{port}/")).await;
+        assert!(why.contains("telegram: TLS handshake failed"), "{why}");
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn an_unknown_host_is_a_dns_failure() {
+        let why = fail("http://no-such-host.invalid/").await;
+        assert!(
+            why.contains("telegram: DNS lookup failed") || why.contains("telegram: timed out"),
+            "{why}"
+        );
+    }
 }

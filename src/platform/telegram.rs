@@ -317,12 +317,12 @@ impl Telegram {
             .send()
             .await
             // The URL holds the token: never let it reach an error message.
-            .map_err(|e| ApiFailure::Send(SendError::Transient(e.without_url().to_string())))?;
+            .map_err(|e| ApiFailure::Send(super::transport_error("telegram", e)))?;
         let status = resp.status();
         let bytes = resp
             .bytes()
             .await
-            .map_err(|e| ApiFailure::Send(SendError::Transient(e.without_url().to_string())))?;
+            .map_err(|e| ApiFailure::Send(super::transport_error("telegram", e)))?;
         let parsed: Option<ApiResponse> = serde_json::from_slice(&bytes).ok();
         match parsed {
             Some(ApiResponse {

@@ -490,13 +490,13 @@ impl Waha {
         let resp = req
             .send()
             .await
-            .map_err(|e| SendError::Transient(format!("waha: {}", e.without_url())))?;
+            .map_err(|e| super::transport_error("waha", e))?;
         let status = resp.status();
         let retry = whatsapp::retry_after(resp.headers());
         let bytes = resp
             .bytes()
             .await
-            .map_err(|e| SendError::Transient(format!("waha: {}", e.without_url())))?;
+            .map_err(|e| super::transport_error("waha", e))?;
         if !status.is_success() {
             return Err(whatsapp::gateway_error("waha", status, retry, &bytes));
         }

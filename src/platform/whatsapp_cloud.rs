@@ -506,13 +506,13 @@ impl WhatsappCloud {
         let resp = req
             .send()
             .await
-            .map_err(|e| SendError::Transient(format!("cloud api: {}", e.without_url())))?;
+            .map_err(|e| super::transport_error("cloud api", e))?;
         let status = resp.status();
         let retry = whatsapp::retry_after(resp.headers());
         let bytes = resp
             .bytes()
             .await
-            .map_err(|e| SendError::Transient(format!("cloud api: {}", e.without_url())))?;
+            .map_err(|e| super::transport_error("cloud api", e))?;
         if status.is_success() {
             return Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null));
         }

@@ -20,7 +20,7 @@
 //!
 //! Only alerts from another group, forwarded, not retracted and younger than
 //! `relay.merge_window` are compared. The figures on the labelled pairs in
-//! `tests/data/incident_pairs.jsonl` are in the README (`cargo test --test
+//! `tests/data/incident_pairs.jsonl` are in docs/groups.md (`cargo test --test
 //! incident_eval -- --nocapture` prints them).
 
 use std::collections::BTreeSet;

@@ -103,11 +103,11 @@ pub struct AlertRecord {
     pub topic: Option<String>,
 }
 
-/// The sender of a message as the thread map keeps it: a hash of the chat
-/// space and the platform user id (the id itself is never stored).
+/// The sender of a message as the thread map and the cooldowns keep it: a
+/// keyed hash (see [`crate::privacy`]) of the chat space and the platform
+/// user id (the id itself is never stored).
 pub fn sender_hash(space: &str, sender_id: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let h = Sha256::digest(format!("{space}:{sender_id}").as_bytes());
+    let h = crate::privacy::key().mac(&format!("{space}:{sender_id}"));
     hex::encode(&h[..12])
 }
 

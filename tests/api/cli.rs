@@ -173,6 +173,124 @@ fn an_unknown_key_with_a_value_over_several_lines_ends_the_list_without_false_er
     );
 }
 
+#[test]
+fn check_config_refuses_durations_that_overflow_or_spin_and_suggests_spellings() {
+    let (p, err) = check_config_fails(
+        "ranges.toml",
+        r#"[server]
+reload_poll = "0s"
+
+[relay]
+retention = "99999999999d"
+reminder_cooldown = "2 hours"
+
+[accounts.sandbox]
+platform = "sandbox"
+
+[[groups]]
+id = "veulen"
+name = "Veulen"
+account = "sandbox"
+chat = "veulen"
+neighbours = ["heers"]
+
+[[groups]]
+id = "heers"
+name = "Heers"
+account = "sandbox"
+chat = "heers"
+
+[[routes]]
+from = "*"
+to = "neighbors"
+"#,
+    );
+    for want in [
+        format!("{p}:2:15: server.reload_poll must be between 100ms and 1h"),
+        format!("{p}:5:13: relay.retention: bad duration `99999999999d`: too large"),
+        format!("{p}:6:21: relay.reminder_cooldown: bad duration `2 hours`: write `2h`"),
+        format!("{p}:26:6: route 1: to = \"neighbors\": did you mean \"neighbours\"?"),
+    ] {
+        assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// Starts `serve` with `server` lines added to a minimal sandbox config and
+/// stdout piped (not a terminal); returns every line up to "listening on".
+fn serve_log_until_listening(server: &str) -> Vec<String> {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("relay.toml");
+    let data = dir.path().join("data");
+    std::fs::write(
+        &f,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {data:?}\n{server}\n\n[accounts.sandbox]\nplatform = \"sandbox\"\n\n[[groups]]\nid = \"veulen\"\nname = \"Veulen\"\naccount = \"sandbox\"\nchat = \"veulen\"\n"
+        ),
+    )
+    .unwrap();
+    let mut child = bin()
+        .args(["serve", "--config", f.to_str().unwrap()])
+        .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let done = line.contains("listening on");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        lines.last().is_some_and(|l| l.contains("listening on")),
+        "{lines:?}"
+    );
+    lines
+}
+
+#[test]
+fn logs_written_to_a_pipe_carry_no_colour_codes() {
+    for line in serve_log_until_listening("") {
+        assert!(!line.contains('\u{1b}'), "ANSI escape in {line:?}");
+    }
+}
+
+#[test]
+fn log_format_json_writes_one_object_a_line_for_log_shippers() {
+    let lines = serve_log_until_listening("log_format = \"json\"");
+    for line in &lines {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(
+            v["level"].is_string() && v["timestamp"].is_string(),
+            "{line}"
+        );
+    }
+    let last: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    assert!(
+        last["message"].as_str().unwrap().contains("listening on"),
+        "{last}"
+    );
+}
+
+#[test]
+fn check_config_refuses_an_unknown_log_format() {
+    let (p, err) = check_config_fails("log.toml", "[server]\nlog_format = \"xml\"\n");
+    assert!(
+        err.contains(&format!(
+            "{p}:2:14: server.log_format `xml` must be \"text\" or \"json\""
+        )),
+        "{err}"
+    );
+}
+
 fn simulate(args: &[&str]) -> Value {
     let mut cmd = bin();
     cmd.args(["simulate", "--config", &heers(), "--json"])
@@ -276,4 +394,94 @@ fn check_config_says_what_an_evolution_account_accepts() {
         stderr.contains("AUTHENTICATION_EXPOSE_IN_FETCH_INSTANCES=true"),
         "{stderr}"
     );
+}
+
+/// Starts `serve` on a minimal sandbox config; returns the child and the
+/// URL it listens on (read from its "listening on" line).
+fn serve_child(extra: &[&str]) -> (std::process::Child, String, tempfile::TempDir) {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("relay.toml");
+    let data = dir.path().join("data");
+    std::fs::write(
+        &f,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {data:?}\n\n[accounts.sandbox]\nplatform = \"sandbox\"\n\n[[groups]]\nid = \"veulen\"\nname = \"Veulen\"\naccount = \"sandbox\"\nchat = \"veulen\"\n"
+        ),
+    )
+    .unwrap();
+    let mut child = bin()
+        .args(["serve", "--config", f.to_str().unwrap()])
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut url = String::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some(pos) = line.find("listening on ") {
+            url = line[pos + "listening on ".len()..]
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_string();
+            break;
+        }
+    }
+    (child, url, dir)
+}
+
+#[test]
+fn healthcheck_answers_for_a_running_relay_and_fails_when_it_is_gone() {
+    let (mut child, url, _dir) = serve_child(&[]);
+    assert!(url.starts_with("http://127.0.0.1:"), "no listening line");
+    let ok = bin()
+        .args(["healthcheck", &format!("{url}/healthz")])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let gone = bin()
+        .args(["healthcheck", &format!("{url}/healthz")])
+        .output()
+        .unwrap();
+    assert!(!gone.status.success());
+    let err = String::from_utf8_lossy(&gone.stderr);
+    assert!(err.contains("connection refused"), "{err}");
+}
+
+#[test]
+fn sandbox_accounts_are_refused_on_a_public_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("relay.toml");
+    std::fs::write(
+        &f,
+        "[accounts.sandbox]\nplatform = \"sandbox\"\n\n[[groups]]\nid = \"veulen\"\nname = \"Veulen\"\naccount = \"sandbox\"\nchat = \"veulen\"\n",
+    )
+    .unwrap();
+    let out = bin()
+        .args([
+            "serve",
+            "--config",
+            f.to_str().unwrap(),
+            "--listen",
+            "0.0.0.0:0",
+        ])
+        .args(["--data-dir", dir.path().join("data").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refusing to serve sandbox account(s) sandbox on 0.0.0.0:0"),
+        "{err}"
+    );
+    assert!(err.contains("server.allow_public_sandbox = true"), "{err}");
 }

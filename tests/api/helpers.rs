@@ -21,7 +21,10 @@ static LOG: Once = Once::new();
 pub fn init_logs() {
     LOG.call_once(|| {
         if std::env::var_os("TEST_LOG").is_some() {
-            buurtrelay::telemetry::init("debug,sled=warn,hyper=warn");
+            buurtrelay::telemetry::init(
+                "debug,sled=warn,hyper=warn",
+                buurtrelay::config::LogFormat::Text,
+            );
         }
     });
 }

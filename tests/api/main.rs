@@ -8,6 +8,7 @@ mod cli;
 mod coordinators;
 mod crash;
 mod delivery;
+mod deploy;
 mod durability;
 mod fakes;
 mod helpers;
