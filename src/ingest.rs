@@ -249,8 +249,17 @@ async fn handle_message(
                     )
                 })
                 .count();
+            let reviewed = decision
+                .actions
+                .iter()
+                .any(|a| matches!(a, Action::Review { .. }));
+            let looks_only = decision.looks_only && forwarded == 0;
             let outcome = if m.edit.is_some() {
                 "edit"
+            } else if reviewed {
+                "review"
+            } else if looks_only {
+                "looks_only"
             } else if decision.alert {
                 "alert"
             } else if followups > 0 {
@@ -284,6 +293,17 @@ async fn handle_message(
                     reminded,
                     held = w.held.is_some(),
                     "alert"
+                );
+            }
+            if reviewed || looks_only {
+                // Not forwarded: the coordinators are asked (band of doubt),
+                // or the member is asked what the person did.
+                info!(
+                    group = %group.id,
+                    sender = %mask_id(&m.sender.id),
+                    score = decision.score,
+                    asked = if reviewed { "coordinators" } else { "member" },
+                    "not forwarded yet: a person is asked"
                 );
             }
             if let Some(u) = &w.hold_update {

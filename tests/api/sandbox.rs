@@ -256,3 +256,53 @@ async fn with_hold_an_unconfirmed_alert_waits_and_is_forwarded_with_a_note_at_th
         .to_string();
     assert!(copy.contains("niet vermeld of 101"), "{copy}");
 }
+
+/// A message in the band of doubt is neither forwarded nor ignored: the
+/// village's coordinators are asked in the group, as a reply to it, and the
+/// operator sees it counted.
+#[tokio::test]
+async fn a_doubtful_message_asks_the_coordinators_in_the_group_and_goes_nowhere_else() {
+    let app = spawn_app(&format!(
+        "{}\n[protocol]\nreview_band = [0.0, 1.0]\n",
+        heers_config_with_sandbox()
+    ))
+    .await;
+    let posted = app
+        .post_sandbox(
+            "veulen",
+            "piet",
+            "Piet",
+            "Verdachte man loert in de tuinen van de Dorpsstraat",
+        )
+        .await;
+    assert_eq!(posted["actions"][0]["kind"], "review", "{posted}");
+    let id = posted["message"]["id"].as_str().unwrap().to_string();
+    eventually(5, "the question in Veulen", || async {
+        app.relayed("veulen").await.len() == 1
+    })
+    .await;
+    let q = &app.relayed("veulen").await[0];
+    assert!(text(q).contains("/doorsturen"), "{q}");
+    assert_eq!(q["reply_to"].as_str(), Some(id.as_str()), "a reply to it");
+    let m = app.metrics().await;
+    assert!(
+        m.contains(r#"buurtrelay_messages_in_total{platform="sandbox",outcome="review"} 1"#),
+        "{m}"
+    );
+    // Nothing went to the other villages: a sentinel alert from a
+    // coordinator arrives in Heers first and alone.
+    app.post_sandbox(
+        "veulen",
+        "coord-veulen",
+        "Marc",
+        "Inbraak bezig in de Molenstraat, twee mannen aan de achterdeur",
+    )
+    .await;
+    eventually(5, "the sentinel in Heers", || async {
+        !app.relayed("heers").await.is_empty()
+    })
+    .await;
+    let heers = app.relayed("heers").await;
+    assert_eq!(heers.len(), 1, "{heers:?}");
+    assert!(text(&heers[0]).contains("Molenstraat"));
+}
