@@ -49,19 +49,7 @@ fn score(path: &str) -> Score {
     for e in load(path) {
         s.add(&e, &judge.classify(&e.text), &rules_only.classify(&e.text));
     }
-    println!("\n{TABLE_HEAD}");
-    println!(
-        "| {path} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.1}% | {:.1}% | {:.3} | {:.3} |",
-        s.n,
-        s.alert.precision(),
-        s.alert.recall(),
-        s.alert.f1(),
-        s.called.accuracy(),
-        100.0 * s.grey_share(),
-        100.0 * s.chitchat_share(),
-        s.rules_alert.f1(),
-        s.rules_called.accuracy()
-    );
+    println!("\n{TABLE_HEAD}\n{}", s.row(path));
     s
 }
 

@@ -107,7 +107,8 @@ impl Score {
         }
     }
 
-    fn row(&self, name: &str) -> String {
+    /// One row of [`TABLE_HEAD`].
+    pub fn row(&self, name: &str) -> String {
         format!(
             "| {name} | {} | {:.3} | {:.3} | **{:.3}** | **{:.3}** | {:.1}% | {:.1}% | {:.3} | {:.3} |",
             self.n,

@@ -661,18 +661,16 @@ pub fn prepare(examples: Vec<Example>, rules: &RuleSet) -> Vec<Prepared> {
 
 /// Trains a model on `data` (in a fixed order: the caller sorts it).
 pub fn train(data: &[&Prepared], params: Params, data_sha256: String) -> Model {
-    let (hashes, index, idf) = vocabulary(data, params.min_df);
+    let Design {
+        hashes,
+        index,
+        idf,
+        vectors,
+        plain,
+    } = design(data, params.min_df);
     let n = hashes.len();
-    let vectors: Vec<Vector> = data
-        .iter()
-        .map(|p| weigh(&p.raw, &index, &idf, n))
-        .collect();
     let dim = n + N_CUES;
     let all: Vec<usize> = (0..data.len()).collect();
-    let plain: Vec<Vector> = data
-        .iter()
-        .map(|p| weigh_plain(&p.raw, &index, &idf, n))
-        .collect();
     let alert = fit(&plain, &all, |i| data[i].example.alert, dim, params.c_alert);
     let called = fit(
         &vectors,
@@ -774,6 +772,36 @@ pub fn train(data: &[&Prepared], params: Params, data_sha256: String) -> Model {
     Model::from_bytes(&model.to_bytes()).unwrap_or(model)
 }
 
+/// The features of a training set and its messages as vectors: the full
+/// text (for the called head) and the plain one (for the others).
+struct Design {
+    hashes: Vec<u32>,
+    index: Index,
+    idf: Vec<f32>,
+    vectors: Vec<Vector>,
+    plain: Vec<Vector>,
+}
+
+fn design(data: &[&Prepared], min_df: u32) -> Design {
+    let (hashes, index, idf) = vocabulary(data, min_df);
+    let n = hashes.len();
+    let vectors = data
+        .iter()
+        .map(|p| weigh(&p.raw, &index, &idf, n))
+        .collect();
+    let plain = data
+        .iter()
+        .map(|p| weigh_plain(&p.raw, &index, &idf, n))
+        .collect();
+    Design {
+        hashes,
+        index,
+        idf,
+        vectors,
+        plain,
+    }
+}
+
 fn vocabulary(data: &[&Prepared], min_df: u32) -> (Vec<u32>, Index, Vec<f32>) {
     let mut df: HashMap<u32, u32, BuildHasherDefault<Mix>> = HashMap::default();
     for p in data {
@@ -866,18 +894,16 @@ impl Pair {
 }
 
 fn train_heads_only(data: &[&Prepared], params: Params) -> Pair {
-    let (hashes, index, idf) = vocabulary(data, params.min_df);
+    let Design {
+        hashes,
+        index,
+        idf,
+        vectors,
+        plain,
+    } = design(data, params.min_df);
     let n = hashes.len();
-    let vectors: Vec<Vector> = data
-        .iter()
-        .map(|p| weigh(&p.raw, &index, &idf, n))
-        .collect();
     let all: Vec<usize> = (0..data.len()).collect();
     let dim = n + N_CUES;
-    let plain: Vec<Vector> = data
-        .iter()
-        .map(|p| weigh_plain(&p.raw, &index, &idf, n))
-        .collect();
     Pair {
         alert: fit(&plain, &all, |i| data[i].example.alert, dim, params.c_alert),
         called: fit(
