@@ -418,8 +418,7 @@ fn fresh(
 ) -> Decision {
     if c.uncertain && role == "member" {
         // Neither forwarded nor ignored: a person decides.
-        let d = Decision::new(role, &c, vec![review(cfg, group, msg)]);
-        return d;
+        return Decision::new(role, &c, vec![review(cfg, group, msg)]);
     }
     if c.alert && c.looks_only && role == "member" {
         // Describe behaviour, not appearance: nothing is forwarded until
