@@ -206,6 +206,12 @@ fn login_page(cfg: &Config, wrong: bool) -> Response {
 }
 
 /// Refusal for the JSON and SVG endpoints.
+/// `Ok` for a request with the admin token or session, else the refusal.
+fn admitted(headers: &HeaderMap, cfg: &Config) -> Result<(), ApiError> {
+    let a = access(headers, cfg);
+    if a.allowed() { Ok(()) } else { Err(refuse(a)) }
+}
+
 fn refuse(a: Access) -> ApiError {
     match a {
         Access::Off => {
@@ -561,20 +567,17 @@ pub async fn api_corrections_jsonl(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let rt = state.runtime.borrow().clone();
-    let a = access(&headers, &rt.config);
-    if !a.allowed() {
-        return Err(refuse(a));
-    }
+    admitted(&headers, &rt.config)?;
     let all = corrections_of(&state, &rt.config).await?;
     let body = crate::corrections::to_jsonl(&rt.config, &all);
-    let mut r = body.into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-ndjson; charset=utf-8"),
-    );
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(r)
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 /// `GET /admin/api/overview`.
@@ -583,10 +586,7 @@ pub async fn api_overview(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let rt = state.runtime.borrow().clone();
-    let a = access(&headers, &rt.config);
-    if !a.allowed() {
-        return Err(refuse(a));
-    }
+    admitted(&headers, &rt.config)?;
     let o = overview(&state, &rt).await?;
     let mut r = Json(o).into_response();
     r.headers_mut()
@@ -600,10 +600,7 @@ pub async fn map_svg(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let rt = state.runtime.borrow().clone();
-    let a = access(&headers, &rt.config);
-    if !a.allowed() {
-        return Err(refuse(a));
-    }
+    admitted(&headers, &rt.config)?;
     let svg = netmap::svg(&rt.config, lang(&rt.config));
     Ok(secure(
         (
