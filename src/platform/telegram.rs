@@ -398,6 +398,24 @@ enum ApiFailure {
     Refused(i64, String),
 }
 
+/// The copy a send made, from the Bot API's answer (a `Message`).
+fn sent(answer: Result<serde_json::Value, ApiFailure>) -> Result<Sent, SendError> {
+    match answer {
+        Ok(result) => match result.get("message_id").and_then(serde_json::Value::as_i64) {
+            Some(id) => Ok(Sent {
+                message_id: id.to_string(),
+            }),
+            None => Err(SendError::Transient(
+                "telegram: answer without a message_id".into(),
+            )),
+        },
+        Err(ApiFailure::Send(e)) => Err(e),
+        Err(ApiFailure::Refused(code, desc)) => {
+            Err(SendError::Permanent(format!("telegram {code}: {desc}")))
+        }
+    }
+}
+
 fn full_name(first: String, last: Option<String>) -> String {
     match last {
         Some(l) => format!("{first} {l}"),
@@ -489,13 +507,7 @@ impl Platform for Telegram {
         };
         let url = format!("{}/file/bot{}/{path}", self.account.api_url, token.expose());
         let bytes = super::download(self.http.get(url), max_bytes, "telegram file").await?;
-        Ok(MediaFile {
-            bytes,
-            mimetype: media
-                .mimetype
-                .clone()
-                .unwrap_or_else(|| "image/jpeg".into()),
-        })
+        Ok(media.file(bytes, None))
     }
 
     /// `sendPhoto`: by `file_id` when this bot knows it, else uploaded.
@@ -544,23 +556,10 @@ impl Platform for Telegram {
                 Body::Multipart(content_type, bytes)
             }
         };
-        match self
-            .call_with("sendPhoto", body, Some(&msg.chat), msg.group.as_str())
-            .await
-        {
-            Ok(result) => match result.get("message_id").and_then(|v| v.as_i64()) {
-                Some(id) => Ok(Sent {
-                    message_id: id.to_string(),
-                }),
-                None => Err(SendError::Transient(
-                    "telegram: answer without a message_id".into(),
-                )),
-            },
-            Err(ApiFailure::Send(e)) => Err(e),
-            Err(ApiFailure::Refused(code, desc)) => {
-                Err(SendError::Permanent(format!("telegram {code}: {desc}")))
-            }
-        }
+        sent(
+            self.call_with("sendPhoto", body, Some(&msg.chat), msg.group.as_str())
+                .await,
+        )
     }
 
     async fn send(&self, msg: &Outbound) -> Result<Sent, SendError> {
@@ -581,23 +580,10 @@ impl Platform for Telegram {
                 "allow_sending_without_reply": true,
             });
         }
-        match self
-            .call("sendMessage", &body, &msg.chat, msg.group.as_str())
-            .await
-        {
-            Ok(result) => match result.get("message_id").and_then(|v| v.as_i64()) {
-                Some(id) => Ok(Sent {
-                    message_id: id.to_string(),
-                }),
-                None => Err(SendError::Transient(
-                    "telegram: answer without a message_id".into(),
-                )),
-            },
-            Err(ApiFailure::Send(e)) => Err(e),
-            Err(ApiFailure::Refused(code, desc)) => {
-                Err(SendError::Permanent(format!("telegram {code}: {desc}")))
-            }
-        }
+        sent(
+            self.call("sendMessage", &body, &msg.chat, msg.group.as_str())
+                .await,
+        )
     }
 
     async fn edit(&self, msg: &Outbound, message_id: &str) -> Result<(), ChangeError> {
