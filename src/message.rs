@@ -104,6 +104,20 @@ pub struct MediaFile {
     pub mimetype: String,
 }
 
+impl MediaRef {
+    /// The fetched file of this photo: its type as the download named it,
+    /// else as the message named it, else JPEG (what phones send).
+    pub fn file(&self, bytes: Vec<u8>, downloaded_as: Option<&str>) -> MediaFile {
+        MediaFile {
+            bytes,
+            mimetype: downloaded_as
+                .map(str::to_string)
+                .or_else(|| self.mimetype.clone())
+                .unwrap_or_else(|| "image/jpeg".into()),
+        }
+    }
+}
+
 impl Extra {
     pub fn is_empty(&self) -> bool {
         *self == Extra::default()

@@ -461,13 +461,7 @@ impl Platform for Evolution {
                 "evolution: photo empty or larger than {max_bytes} bytes"
             )));
         }
-        let mimetype = v
-            .get("mimetype")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .or_else(|| media.mimetype.clone())
-            .unwrap_or_else(|| "image/jpeg".into());
-        Ok(MediaFile { bytes, mimetype })
+        Ok(media.file(bytes, v.get("mimetype").and_then(Value::as_str)))
     }
 
     /// `POST /message/sendMedia/{instance}`: the photo as base64, the text

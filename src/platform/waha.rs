@@ -419,13 +419,7 @@ impl Platform for Waha {
             req = req.header("X-Api-Key", t.expose());
         }
         let bytes = super::download(req, max_bytes, "waha file").await?;
-        Ok(MediaFile {
-            bytes,
-            mimetype: media
-                .mimetype
-                .clone()
-                .unwrap_or_else(|| "image/jpeg".into()),
-        })
+        Ok(media.file(bytes, None))
     }
 
     /// `POST /api/sendImage` with the file as base64 and the text as caption.

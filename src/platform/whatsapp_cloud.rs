@@ -395,13 +395,7 @@ impl Platform for WhatsappCloud {
             "cloud api media",
         )
         .await?;
-        let mimetype = info
-            .get("mime_type")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .or_else(|| media.mimetype.clone())
-            .unwrap_or_else(|| "image/jpeg".into());
-        Ok(MediaFile { bytes, mimetype })
+        Ok(media.file(bytes, info.get("mime_type").and_then(Value::as_str)))
     }
 
     /// Uploads the photo (`POST /{phone_number_id}/media`), then sends it by
